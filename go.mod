@@ -1,0 +1,8 @@
+module github.com/modmirror/modmirror
+
+go 1.26.0
+
+require (
+	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+)

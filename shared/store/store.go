@@ -1,0 +1,126 @@
+// Package store defines where modmirror keeps objects: a flat namespace of slash-separated keys,
+// each key exactly the URL path the go command requests (see DESIGN.md, "The one idea"), so that
+// whatever a Store holds is itself a static GOPROXY.
+//
+// Implementations live beside this package (dirstore, memstore, and the cloud stores); storetest
+// holds the conformance suite every one of them passes.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// Errors every Store reports, testable with errors.Is.
+var (
+	// ErrNotExist: no object under the key.
+	ErrNotExist = fs.ErrNotExist
+	// ErrExist: Put with IfAbsent found an object already there. Not a failure for a filler: the
+	// race was lost to an identical write, so serve what is there.
+	ErrExist = fs.ErrExist
+	// ErrPrecondition: Put with IfMatch found no object, or one with another ETag.
+	ErrPrecondition = errors.New("store: precondition failed")
+	// ErrInvalidKey: the key could escape the store's root or is otherwise not a key.
+	ErrInvalidKey = errors.New("store: invalid key")
+)
+
+// Info describes a stored object.
+type Info struct {
+	Key          string
+	Size         int64
+	ETag         string // quoted, as in an HTTP ETag header; changes whenever the content may have
+	ModTime      time.Time
+	ContentType  string // as given to Put; may be empty
+	CacheControl string // as given to Put; may be empty
+}
+
+// Object is an open stored object. Stores whose objects can seek (files, memory) return an Object
+// that also implements io.ReadSeeker; callers test for it to serve Range requests cheaply.
+type Object interface {
+	io.ReadCloser
+	Info() Info
+}
+
+// PutOptions qualify a Put.
+type PutOptions struct {
+	// IfAbsent makes the Put create-only: if the key exists the Put writes nothing and returns
+	// ErrExist.
+	IfAbsent bool
+	// IfMatch makes the Put a compare-and-swap: it writes only if the key exists with this ETag,
+	// and returns ErrPrecondition otherwise.
+	IfMatch      string
+	ContentType  string
+	CacheControl string
+}
+
+// Store keeps objects. Writes are atomic: no reader ever sees a partial object. All methods are
+// safe for concurrent use.
+type Store interface {
+	// Stat describes the object under key, or returns an error wrapping ErrNotExist.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Open streams the object under key, or returns an error wrapping ErrNotExist.
+	Open(ctx context.Context, key string) (Object, error)
+	// Put stores r's content under key. size is the content length, or -1 if unknown. On any
+	// error (r failing included) nothing is stored.
+	Put(ctx context.Context, key string, r io.Reader, size int64, o PutOptions) (Info, error)
+}
+
+// Walker is implemented by stores that can enumerate their keys (the generator's manifest and
+// verify need it; the proxy does not).
+type Walker interface {
+	// Walk calls fn for every object whose key starts with prefix, in lexical key order.
+	Walk(ctx context.Context, prefix string, fn func(Info) error) error
+}
+
+// URLer is implemented by stores that can hand out a URL for a key (a CDN base or a presigned
+// URL), so that a host may redirect a hit instead of streaming it.
+type URLer interface {
+	URL(ctx context.Context, key string) (string, error)
+}
+
+// CheckKey reports whether key is a well-formed object key: non-empty slash-separated elements,
+// none of them "." or "..", no leading or trailing slash, no backslash, no NUL or other control
+// character, at most 1024 bytes. Every Store calls it before touching anything.
+func CheckKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return fmt.Errorf("%w: %q has a control character or backslash", ErrInvalidKey, key)
+		}
+	}
+	for _, elem := range strings.Split(key, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return fmt.Errorf("%w: %q has an empty, . or .. element", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
+// ReadAll returns the whole content of a small object (a list, an .info, a checksum-database
+// record). It refuses objects larger than limit bytes.
+func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, Info, error) {
+	obj, err := s.Open(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	defer obj.Close()
+	info := obj.Info()
+	if info.Size > limit {
+		return nil, info, fmt.Errorf("read %s: %d bytes is over the %d-byte limit", key, info.Size, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(obj, limit+1))
+	if err != nil {
+		return nil, info, fmt.Errorf("read %s: %w", key, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, info, fmt.Errorf("read %s: over the %d-byte limit", key, limit)
+	}
+	return data, info, nil
+}
