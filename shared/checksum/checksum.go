@@ -1,21 +1,60 @@
 // Package checksum computes and checks module hashes: go.sum parsing, the h1 hashes of .mod files
 // and module zips, and verification against a checksum database whose state (signed tree head,
 // tiles, lookups) lives in a store, so every instance shares one verified view.
+//
+// Errors callers tell apart with errors.Is:
+//
+//   - ErrMismatch: content whose hash differs from the one it must have (a security event; answer
+//     502 and store nothing).
+//   - ErrNotInDB: the checksum database has no record of the module version (it answered 404 or
+//     410 to the lookup), or the module is excluded from the database (DBConfig.NoSumDB). Such a
+//     module must not be served as verified; answer 404. ErrNotInDB also matches fs.ErrNotExist.
+//   - ErrBadPath: DB.Fetch got a path that is not a checksum database path; answer 404. It also
+//     matches fs.ErrNotExist.
+//   - ErrOffline: the DB has no Remote and the store lacks what was needed (it wraps the store's
+//     fs.ErrNotExist when the miss was a store miss).
+//
+// Any other error (the database unreachable, a misbehaving database, a store failure) means that
+// nothing could be verified: answer 502.
 package checksum
 
 import (
-	"context"
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
+	"io/fs"
+	"strings"
 
-	"github.com/modmirror/modmirror/shared/store"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+	"golang.org/x/mod/sumdb/dirhash"
 )
 
 // ErrMismatch is wrapped by every *MismatchError.
 var ErrMismatch = errors.New("checksum mismatch")
 
-// MismatchError: content whose hash differs from the one it must have.
+// notExistError is a sentinel error that also matches fs.ErrNotExist, so that an HTTP layer that
+// maps "does not exist" to 404 does the right thing without knowing this package.
+type notExistError string
+
+func (e notExistError) Error() string        { return string(e) }
+func (e notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+var (
+	// ErrNotInDB: the checksum database has no record of the module version, or the module
+	// matches DBConfig.NoSumDB (for Lookup and Fetch; VerifyMod and VerifyZipHash accept such
+	// modules without a check). errors.Is(err, fs.ErrNotExist) also holds.
+	ErrNotInDB error = notExistError("module version not in checksum database")
+	// ErrBadPath: a path given to DB.Fetch is not one the checksum database serves.
+	// errors.Is(err, fs.ErrNotExist) also holds.
+	ErrBadPath error = notExistError("not a checksum database path")
+	// ErrOffline: the DB has no Remote and the store lacks what the operation needs.
+	ErrOffline = errors.New("checksum database offline")
+)
+
+// MismatchError reports content whose hash differs from the one it must have.
 type MismatchError struct {
 	Path, Version string
 	File          string // "go.mod" or "zip"
@@ -23,7 +62,15 @@ type MismatchError struct {
 	Source        string // where Want came from: "go.sum", "checksum database <name>"
 }
 
-func (e *MismatchError) Error() string { panic("unimplemented") }
+func (e *MismatchError) Error() string {
+	src := e.Source
+	if src == "" {
+		src = "expected"
+	}
+	return fmt.Sprintf("verify %s@%s %s: %v: downloaded %s, %s %s",
+		e.Path, e.Version, e.File, ErrMismatch, e.Got, src, e.Want)
+}
+
 func (e *MismatchError) Unwrap() error { return ErrMismatch }
 
 // Line is one go.sum line.
@@ -33,66 +80,83 @@ type Line struct {
 	Hash          string // "h1:..."
 }
 
+// String formats l as a go.sum line (without the newline).
+func (l Line) String() string {
+	v := l.Version
+	if l.GoMod {
+		v += "/go.mod"
+	}
+	return l.Path + " " + v + " " + l.Hash
+}
+
 // ParseGoSum parses go.sum (and go.work.sum) content. Blank lines are skipped; a malformed line is
 // an error naming its line number. Paths and versions are checked with module.Check-like rules.
-func ParseGoSum(data []byte) ([]Line, error) { panic("unimplemented") }
+// The lines keep their order; exact duplicates are dropped.
+func ParseGoSum(data []byte) ([]Line, error) {
+	var lines []Line
+	seen := make(map[Line]bool)
+	for i, text := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		l, err := parseLine(text)
+		if err != nil {
+			return nil, fmt.Errorf("go.sum line %d: %w", i+1, err)
+		}
+		if seen[l] {
+			continue
+		}
+		seen[l] = true
+		lines = append(lines, l)
+	}
+	return lines, nil
+}
+
+// parseLine parses one go.sum line: "path version hash" or "path version/go.mod hash".
+func parseLine(text string) (Line, error) {
+	f := strings.Fields(text)
+	if len(f) != 3 {
+		return Line{}, fmt.Errorf("malformed line %q: want 3 fields, have %d", text, len(f))
+	}
+	l := Line{Path: f[0], Version: f[1], Hash: f[2]}
+	if v, ok := strings.CutSuffix(l.Version, "/go.mod"); ok {
+		l.Version, l.GoMod = v, true
+	}
+	if err := module.CheckPath(l.Path); err != nil {
+		return Line{}, fmt.Errorf("malformed line %q: %w", text, err)
+	}
+	if !semver.IsValid(l.Version) {
+		return Line{}, fmt.Errorf("malformed line %q: invalid version %q", text, l.Version)
+	}
+	if err := checkHash(l.Hash); err != nil {
+		return Line{}, fmt.Errorf("malformed line %q: %w", text, err)
+	}
+	return l, nil
+}
+
+// checkHash accepts "hN:..." hashes; h1 hashes must be base64 SHA-256 sums.
+func checkHash(h string) error {
+	alg, sum, ok := strings.Cut(h, ":")
+	if !ok || len(alg) < 2 || alg[0] != 'h' || strings.Trim(alg[1:], "0123456789") != "" || sum == "" {
+		return fmt.Errorf("invalid hash %q", h)
+	}
+	if alg == "h1" {
+		b, err := base64.StdEncoding.DecodeString(sum)
+		if err != nil || len(b) != 32 {
+			return fmt.Errorf("invalid h1 hash %q", h)
+		}
+	}
+	return nil
+}
 
 // HashMod returns the go.sum hash of a go.mod file ("h1:..." over the single file go.mod).
-func HashMod(data []byte) string { panic("unimplemented") }
-
-// HashZip checks a module zip of the given size read through ra against the rules of
-// golang.org/x/mod/zip (every file under "path@version/", size limits, no duplicate or invalid
-// names) and returns its go.sum hash. It never loads the zip whole into memory.
-func HashZip(ra io.ReaderAt, size int64, path, version string) (string, error) {
-	panic("unimplemented")
-}
-
-// Remote reads a path under the checksum database's root ("lookup/M@V", "tile/8/0/001",
-// "latest"), through the upstream proxy's /sumdb/<name>/ endpoint or the database's own URL.
-type Remote func(ctx context.Context, path string) ([]byte, error)
-
-// DBConfig configures a DB.
-type DBConfig struct {
-	// Name and Key: the database's name and its verifier key ("name+hash+base64").
-	Name, Key string
-	Store     store.Store
-	Remote    Remote // nil when offline: only what the store holds is read
-	Logger    *slog.Logger
-	// NoSumDB lists module path patterns (GONOSUMDB syntax) that skip the database.
-	NoSumDB string
-}
-
-// DB verifies hashes against one checksum database through golang.org/x/mod/sumdb. The signed tree
-// head is kept at _mirror/sumdb/<name>/latest (updated with compare-and-swap), tiles and lookups
-// at sumdb/<name>/tile/... and sumdb/<name>/lookup/..., exactly the keys the go command requests.
-type DB struct{}
-
-// NewDB returns a DB; it does no I/O.
-func NewDB(c DBConfig) (*DB, error) { panic("unimplemented") }
-
-// Name returns the database's name.
-func (d *DB) Name() string { panic("unimplemented") }
-
-// Lookup returns the database's go.sum lines for path@version (the zip hash and the go.mod hash).
-func (d *DB) Lookup(ctx context.Context, path, version string) ([]Line, error) {
-	panic("unimplemented")
-}
-
-// VerifyMod checks go.mod content of path@version against the database; a different hash returns
-// a *MismatchError and logs a security event.
-func (d *DB) VerifyMod(ctx context.Context, path, version string, gomod []byte) error {
-	panic("unimplemented")
-}
-
-// VerifyZipHash checks a zip's h1 hash (from HashZip) against the database, like VerifyMod.
-func (d *DB) VerifyZipHash(ctx context.Context, path, version, hash string) error {
-	panic("unimplemented")
-}
-
-// Fetch serves the database's own endpoints for the proxy's /sumdb/<name>/<path>: "supported"
-// answers empty; "lookup/..." and "tile/..." come from the store, else from Remote and are then
-// stored; "latest" comes from Remote, with the stored copy as a fallback (stale-on-error).
-// The returned bool says whether the answer came from the store (a hit).
-func (d *DB) Fetch(ctx context.Context, path string) (data []byte, hit bool, err error) {
-	panic("unimplemented")
+func HashMod(data []byte) string {
+	h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+	if err != nil {
+		// Hash1 fails only when open fails or a name holds a newline: neither can happen here.
+		panic(fmt.Sprintf("checksum: hashing go.mod: %v", err))
+	}
+	return h
 }

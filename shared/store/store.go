@@ -31,12 +31,18 @@ var (
 
 // Info describes a stored object.
 type Info struct {
-	Key          string
-	Size         int64
-	ETag         string // quoted, as in an HTTP ETag header; changes whenever the content may have
-	ModTime      time.Time
-	ContentType  string // as given to Put; may be empty
-	CacheControl string // as given to Put; may be empty
+	Key  string
+	Size int64
+	// ETag is quoted, as in an HTTP ETag header. It changes whenever the content may have
+	// changed, and a Put with IfMatch set to it succeeds only while the object holds the content
+	// it was given for: either it is derived from the content (memstore, S3) or it never comes
+	// back for a key (dirstore).
+	ETag    string
+	ModTime time.Time
+	// ContentType and CacheControl are as given to Put; empty if not given, or if the store
+	// cannot keep them (dirstore), in which case the HTTP layer derives them from the key.
+	ContentType  string
+	CacheControl string
 }
 
 // Object is an open stored object. Stores whose objects can seek (files, memory) return an Object
@@ -65,15 +71,18 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	// Open streams the object under key, or returns an error wrapping ErrNotExist.
 	Open(ctx context.Context, key string) (Object, error)
-	// Put stores r's content under key. size is the content length, or -1 if unknown. On any
-	// error (r failing included) nothing is stored.
+	// Put stores r's content under key. size is the content length, or -1 if unknown; if it is
+	// not negative and r yields another number of bytes, Put fails. On any error (r failing
+	// included, whose error the returned one wraps) nothing is stored and any object already
+	// under key is unchanged. The Info returned carries the ETag Stat will report.
 	Put(ctx context.Context, key string, r io.Reader, size int64, o PutOptions) (Info, error)
 }
 
 // Walker is implemented by stores that can enumerate their keys (the generator's manifest and
 // verify need it; the proxy does not).
 type Walker interface {
-	// Walk calls fn for every object whose key starts with prefix, in lexical key order.
+	// Walk calls fn for every object whose key starts with prefix, in lexical key order
+	// (byte-wise, as strings.Compare: "a-b/x" before "a/x"). It returns fn's first error.
 	Walk(ctx context.Context, prefix string, fn func(Info) error) error
 }
 
@@ -85,7 +94,9 @@ type URLer interface {
 
 // CheckKey reports whether key is a well-formed object key: non-empty slash-separated elements,
 // none of them "." or "..", no leading or trailing slash, no backslash, no NUL or other control
-// character, at most 1024 bytes. Every Store calls it before touching anything.
+// character, at most 1024 bytes. Every Store calls it before touching anything. A Store may
+// refuse more keys (dirstore refuses elements starting with a dot, which no module path,
+// version or checksum-database path has), never fewer.
 func CheckKey(key string) error {
 	if key == "" || len(key) > 1024 {
 		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))

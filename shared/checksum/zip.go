@@ -1,0 +1,246 @@
+package checksum
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+)
+
+// HashZip checks a module zip of the given size read through ra against the rules of
+// golang.org/x/mod/zip (every file under "path@version/", size limits, no duplicate or invalid
+// names) and returns its go.sum hash. It never loads the zip whole into memory.
+//
+// The checks are those of modzip.CheckZip (which the go command runs on every zip it downloads),
+// then modzip.CheckFiles over the files with the prefix stripped; an entry that is neither a
+// regular file nor a directory (a symbolic link, say) is invalid too. Files that CheckFiles would
+// merely omit when creating a zip (vendored or nested-module files, which zips made by older go
+// commands may hold) are accepted, as the go command accepts them. Every file is read once, and
+// archive/zip checks its length and CRC-32 against the zip's directory, so a zip whose declared
+// sizes lie fails. The hash is dirhash.HashZip's: Hash1 over all entries, names with the prefix.
+func HashZip(ra io.ReaderAt, size int64, path, version string) (string, error) {
+	h, err := hashZip(ra, size, path, version)
+	if err != nil {
+		return "", fmt.Errorf("hash %s@%s zip: %w", path, version, err)
+	}
+	return h, nil
+}
+
+func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error) {
+	if v := module.CanonicalVersion(version); v != version {
+		return "", fmt.Errorf("version %q is not canonical (should be %q)", version, v)
+	}
+	if err := module.Check(modPath, version); err != nil {
+		return "", err
+	}
+	if size < 0 {
+		return "", fmt.Errorf("invalid zip size %d", size)
+	}
+	if size > modzip.MaxZipFile {
+		return "", fmt.Errorf("module zip file is too large (%d bytes; limit is %d bytes)", size, modzip.MaxZipFile)
+	}
+	z, err := zip.NewReader(ra, size)
+	if err != nil {
+		return "", err
+	}
+
+	// The checks of modzip.CheckZip, entry by entry.
+	prefix := modPath + "@" + version + "/"
+	var (
+		invalid    []modzip.FileError
+		sizeErr    error
+		total      int64
+		files      []modzip.File
+		collisions = make(collisionChecker)
+		names      = make([]string, 0, len(z.File))
+		byName     = make(map[string]*zip.File, len(z.File))
+	)
+	addError := func(zf *zip.File, err error) {
+		invalid = append(invalid, modzip.FileError{Path: zf.Name, Err: err})
+	}
+	for _, zf := range z.File {
+		names = append(names, zf.Name)
+		byName[zf.Name] = zf
+		if !strings.HasPrefix(zf.Name, prefix) {
+			addError(zf, fmt.Errorf("path does not have prefix %q", prefix))
+			continue
+		}
+		name := zf.Name[len(prefix):]
+		if name == "" {
+			continue
+		}
+		isDir := strings.HasSuffix(name, "/")
+		if isDir {
+			name = name[:len(name)-1]
+		}
+		if path.Clean(name) != name {
+			addError(zf, errors.New("file path is not clean"))
+			continue
+		}
+		if err := module.CheckFilePath(name); err != nil {
+			addError(zf, err)
+			continue
+		}
+		if err := collisions.check(name, isDir); err != nil {
+			addError(zf, err)
+			continue
+		}
+		if isDir {
+			continue
+		}
+		if !zf.Mode().IsRegular() {
+			addError(zf, fmt.Errorf("not a regular file (mode %v)", zf.Mode()))
+			continue
+		}
+		if base := path.Base(name); strings.EqualFold(base, "go.mod") {
+			if base != name {
+				addError(zf, errors.New("go.mod file not in module root directory"))
+				continue
+			}
+			if name != "go.mod" {
+				addError(zf, errors.New("go.mod files must have lowercase names"))
+				continue
+			}
+		}
+		sz := int64(zf.UncompressedSize64)
+		if sz >= 0 && modzip.MaxZipFile-total >= sz {
+			total += sz
+		} else if sizeErr == nil {
+			sizeErr = fmt.Errorf("total uncompressed size of module contents too large (max size is %d bytes)", modzip.MaxZipFile)
+		}
+		if name == "go.mod" && sz > modzip.MaxGoMod {
+			addError(zf, fmt.Errorf("go.mod file too large (max size is %d bytes)", modzip.MaxGoMod))
+			continue
+		}
+		if name == "LICENSE" && sz > modzip.MaxLICENSE {
+			addError(zf, fmt.Errorf("LICENSE file too large (max size is %d bytes)", modzip.MaxLICENSE))
+			continue
+		}
+		files = append(files, zipEntry{name: name, f: zf})
+	}
+	if sizeErr != nil {
+		return "", sizeErr
+	}
+	if len(invalid) > 0 {
+		return "", modzip.FileErrorList(invalid)
+	}
+	// Then the rules modzip.Create applies to the files themselves.
+	if _, err := modzip.CheckFiles(files); err != nil {
+		return "", err
+	}
+
+	// dirhash.HashZip, streaming each entry through archive/zip's length and CRC-32 checks.
+	return dirhash.Hash1(names, func(name string) (io.ReadCloser, error) {
+		zf := byName[name]
+		if zf == nil {
+			return nil, fmt.Errorf("file %q not found in zip", name) // cannot happen
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", name, err)
+		}
+		return &namedReader{name: name, rc: rc}, nil
+	})
+}
+
+// zipEntry adapts a zip entry to modzip.File, with the module prefix stripped from its name.
+type zipEntry struct {
+	name string
+	f    *zip.File
+}
+
+func (e zipEntry) Path() string                 { return e.name }
+func (e zipEntry) Lstat() (fs.FileInfo, error)  { return e.f.FileInfo(), nil }
+func (e zipEntry) Open() (io.ReadCloser, error) { return e.f.Open() }
+
+// namedReader names the zip entry in read errors (archive/zip's ErrFormat and ErrChecksum do
+// not).
+type namedReader struct {
+	name string
+	rc   io.ReadCloser
+}
+
+func (r *namedReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read %s: %w", r.name, err)
+	}
+	return n, err
+}
+
+func (r *namedReader) Close() error { return r.rc.Close() }
+
+// collisionChecker finds case-insensitive name collisions and paths that are listed as both files
+// and directories. It is golang.org/x/mod/zip's, which that package does not export.
+type collisionChecker map[string]pathInfo
+
+type pathInfo struct {
+	path  string
+	isDir bool
+}
+
+func (cc collisionChecker) check(p string, isDir bool) error {
+	fold := strToFold(p)
+	if other, ok := cc[fold]; ok {
+		if p != other.path {
+			return fmt.Errorf("case-insensitive file name collision: %q and %q", other.path, p)
+		}
+		if isDir != other.isDir {
+			return fmt.Errorf("entry %q is both a file and a directory", p)
+		}
+		if !isDir {
+			return fmt.Errorf("multiple entries for file %q", p)
+		}
+		// The same directory may be checked many times, as the parent of many entries.
+	} else {
+		cc[fold] = pathInfo{path: p, isDir: isDir}
+	}
+	if parent := path.Dir(p); parent != "." {
+		return cc.check(parent, true)
+	}
+	return nil
+}
+
+// strToFold returns a string with the property that strings.EqualFold(s, t) iff
+// strToFold(s) == strToFold(t) (from golang.org/x/mod/zip).
+func strToFold(s string) string {
+	// Fast path: all ASCII, no upper case.
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var buf bytes.Buffer
+	for _, r := range s {
+		// SimpleFold(x) cycles to the next equivalent rune > x or wraps around to smaller values.
+		// Iterate until it wraps, and we've found the minimum value.
+		for {
+			r0 := r
+			r = unicode.SimpleFold(r0)
+			if r <= r0 {
+				break
+			}
+		}
+		// Exception to allow fast path above: A-Z => a-z.
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		buf.WriteRune(r)
+	}
+	return buf.String()
+}

@@ -1,0 +1,94 @@
+// Package config resolves modmirror's settings the same way on every host: command-line flags,
+// then MODMIRROR_<FLAG> environment variables for flags left unset, then the go command's own
+// environment (go env GOPROXY, GOSUMDB, GOPRIVATE) for the upstream and the checksum database.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// EnvPrefix starts every environment variable that sets a flag: -public-url is
+// MODMIRROR_PUBLIC_URL.
+const EnvPrefix = "MODMIRROR_"
+
+// EnvName returns the environment variable for a flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ApplyEnv sets every flag of fs that was not given on the command line from its environment
+// variable, if that is set. getenv is os.Getenv on most hosts.
+func ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// GoEnv is what modmirror takes from the toolchain when it is not configured.
+type GoEnv struct {
+	GOPROXY, GOSUMDB, GOPRIVATE, GONOSUMDB string
+}
+
+// ReadGoEnv asks the go command for its settings; without a go command on PATH it falls back to
+// the process environment and the go command's documented defaults for GOSUMDB.
+func ReadGoEnv() (GoEnv, error) {
+	out, err := exec.Command("go", "env", "-json", "GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOSUMDB").Output()
+	if err != nil {
+		env := GoEnv{
+			GOPROXY:   os.Getenv("GOPROXY"),
+			GOSUMDB:   os.Getenv("GOSUMDB"),
+			GOPRIVATE: os.Getenv("GOPRIVATE"),
+			GONOSUMDB: os.Getenv("GONOSUMDB"),
+		}
+		if env.GOSUMDB == "" {
+			env.GOSUMDB = DefaultSumDBName
+		}
+		if env.GOPROXY == "" {
+			return env, fmt.Errorf("go env: %w (and GOPROXY is not set)", err)
+		}
+		return env, nil
+	}
+	var env GoEnv
+	if err := json.Unmarshal(out, &env); err != nil {
+		return GoEnv{}, fmt.Errorf("go env: %w", err)
+	}
+	return env, nil
+}
+
+// UpstreamList drops the entries modmirror cannot use ("direct", "off") from a GOPROXY list.
+// An empty result means there is no proxy to fill from.
+func UpstreamList(goproxy string) string {
+	var b strings.Builder
+	for goproxy != "" {
+		entry, sep := goproxy, ""
+		if i := strings.IndexAny(goproxy, ",|"); i >= 0 {
+			entry, sep, goproxy = goproxy[:i], goproxy[i:i+1], goproxy[i+1:]
+		} else {
+			goproxy = ""
+		}
+		entry = strings.TrimSpace(entry)
+		if entry == "" || entry == "direct" || entry == "off" {
+			continue
+		}
+		b.WriteString(entry)
+		b.WriteString(sep)
+	}
+	return strings.TrimRight(b.String(), ",|")
+}

@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	modzip "golang.org/x/mod/zip"
+
+	"github.com/modmirror/modmirror/shared/checksum"
+	"github.com/modmirror/modmirror/shared/goproxy"
+	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/upstream"
+)
+
+// Size limits for what an upstream may send.
+const (
+	maxInfo = 64 << 10          // an .info or @latest answer
+	maxMod  = modzip.MaxGoMod   // a go.mod file
+	maxZip  = modzip.MaxZipFile // a module zip
+	maxList = 4 << 20           // a version list
+)
+
+// serveImmutable answers .info, .mod and .zip: from the store, or filled from the upstream.
+func (h *Handler) serveImmutable(x *exchange) {
+	ctx := x.r.Context()
+	obj, err := h.cfg.Store.Open(ctx, x.req.Key)
+	if err == nil {
+		x.cache = cacheHit
+		h.serveObject(x, obj, goproxy.CacheImmutable)
+		return
+	}
+	if !errors.Is(err, store.ErrNotExist) {
+		h.storeFailed(x, err)
+		return
+	}
+	x.cache = cacheMiss
+	if h.cfg.Upstream == nil {
+		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
+			fmt.Sprintf("%s: not in this mirror (offline)", x.req.ModuleVersion()))
+		return
+	}
+	if h.notFound.has(x.req.Key) {
+		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
+			fmt.Sprintf("%s: not found upstream (remembered for %s)", x.req.ModuleVersion(), h.cfg.NotFoundFor))
+		return
+	}
+	start := time.Now()
+	err = h.fill(ctx, x.req)
+	x.upstream = time.Since(start)
+	if err != nil {
+		h.fillFailed(x, err)
+		return
+	}
+	obj, err = h.cfg.Store.Open(ctx, x.req.Key)
+	if err != nil {
+		h.storeFailed(x, err)
+		return
+	}
+	h.serveObject(x, obj, goproxy.CacheImmutable)
+}
+
+// fill fetches, verifies and stores req's object, once per key however many requests wait for
+// it. The fill runs on its own context: a client that gives up does not fail the others.
+func (h *Handler) fill(ctx context.Context, req goproxy.Request) error {
+	ch := h.fills.DoChan(req.Key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		defer cancel()
+		// A fill that finished between our miss and now has stored the object already.
+		if _, err := h.cfg.Store.Stat(fctx, req.Key); err == nil {
+			return nil, nil
+		}
+		err := h.fillObject(fctx, req)
+		if upstream.IsNotFound(err) {
+			h.notFound.add(req.Key, h.cfg.NotFoundFor)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err)
+		}
+		return nil, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Handler) fillObject(ctx context.Context, req goproxy.Request) error {
+	putOpts := store.PutOptions{IfAbsent: true, ContentType: req.ContentType(), CacheControl: goproxy.CacheImmutable}
+	var err error
+	switch req.Kind {
+	case goproxy.Info:
+		var data []byte
+		if data, err = h.fetchSmall(ctx, req.Key, maxInfo); err != nil {
+			return err
+		}
+		if err = checkInfo(data, req.Version); err != nil {
+			return err
+		}
+		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
+	case goproxy.Mod:
+		var data []byte
+		if data, err = h.fetchSmall(ctx, req.Key, maxMod); err != nil {
+			return err
+		}
+		if h.cfg.Checksums != nil {
+			if err = h.cfg.Checksums.VerifyMod(ctx, req.Path, req.Version, data); err != nil {
+				return err
+			}
+		}
+		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
+	case goproxy.Zip:
+		err = h.fillZip(ctx, req, putOpts)
+	default:
+		return fmt.Errorf("cannot fill a %s request", req.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	if goproxy.IsRelease(req.Version) {
+		if err := h.addToList(ctx, req.Path, req.Version); err != nil {
+			h.log.Warn("update list", "module", req.Path, "version", req.Version, "err", err)
+		}
+	}
+	return nil
+}
+
+// fillZip spools the zip, checks its structure, hashes it, verifies the hash and only then
+// stores it, streaming from the spool.
+func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, putOpts store.PutOptions) error {
+	resp, err := h.cfg.Upstream.Get(ctx, req.Key)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.Size > maxZip {
+		return fmt.Errorf("upstream zip of %d bytes is over the %d-byte limit", resp.Size, int64(maxZip))
+	}
+	spool, err := h.cfg.Spool.Spool()
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	size, err := io.Copy(spool, io.LimitReader(resp.Body, maxZip+1))
+	if err != nil {
+		return fmt.Errorf("read zip from %s: %w", resp.URL, err)
+	}
+	if size > maxZip {
+		return fmt.Errorf("upstream zip is over the %d-byte limit", int64(maxZip))
+	}
+	hash, err := checksum.HashZip(spool, size, req.Path, req.Version)
+	if err != nil {
+		return fmt.Errorf("invalid zip from %s: %w", resp.URL, err)
+	}
+	if h.cfg.Checksums != nil {
+		if err := h.cfg.Checksums.VerifyZipHash(ctx, req.Path, req.Version, hash); err != nil {
+			return err
+		}
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewind spool: %w", err)
+	}
+	return h.put(ctx, req.Key, spool, size, putOpts)
+}
+
+// put stores an object create-only; losing the race to an identical write is success.
+func (h *Handler) put(ctx context.Context, key string, r io.Reader, size int64, o store.PutOptions) error {
+	_, err := h.cfg.Store.Put(ctx, key, r, size, o)
+	if err != nil && !errors.Is(err, store.ErrExist) {
+		return fmt.Errorf("store %s: %w", key, err)
+	}
+	return nil
+}
+
+// fetchSmall reads a small upstream answer whole, refusing more than limit bytes.
+func (h *Handler) fetchSmall(ctx context.Context, path string, limit int64) ([]byte, error) {
+	resp, err := h.cfg.Upstream.Get(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.Size > limit {
+		return nil, fmt.Errorf("%s: answer of %d bytes is over the %d-byte limit", resp.URL, resp.Size, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", resp.URL, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: answer is over the %d-byte limit", resp.URL, limit)
+	}
+	return data, nil
+}
+
+// infoJSON is the .info and @latest answer.
+type infoJSON struct {
+	Version string
+	Time    time.Time
+}
+
+// checkInfo checks an .info answer for a canonical version: JSON naming that very version.
+func checkInfo(data []byte, version string) error {
+	var info infoJSON
+	if err := json.Unmarshal(data, &info); err != nil {
+		return fmt.Errorf("invalid .info from upstream: %w", err)
+	}
+	if info.Version != version {
+		return fmt.Errorf("upstream .info names version %q, not %q", info.Version, version)
+	}
+	return nil
+}
+
+// fillFailed answers a failed fill: 404 when the upstream has no such module or version, 502
+// for anything the upstream or the checksum database did wrong, never cached.
+func (h *Handler) fillFailed(x *exchange, err error) {
+	switch {
+	case upstream.IsNotFound(err):
+		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, err.Error())
+	case errors.Is(err, checksum.ErrMismatch):
+		h.log.Error("refused a fill that failed verification", "event", "security",
+			"module", x.req.Path, "version", x.req.Version, "err", err)
+		h.fail(x, http.StatusBadGateway, goproxy.CacheNoStore, "SECURITY ERROR: "+err.Error())
+	case errors.Is(err, checksum.ErrNotInDB):
+		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		h.fail(x, http.StatusGatewayTimeout, goproxy.CacheNoStore, err.Error())
+	default:
+		h.log.Warn("fill failed", "module", x.req.Path, "version", x.req.Version, "err", err)
+		h.fail(x, http.StatusBadGateway, goproxy.CacheNoStore, err.Error())
+	}
+}
+
+// storeFailed answers a store that could not be read.
+func (h *Handler) storeFailed(x *exchange, err error) {
+	h.log.Error("store failed", "key", x.req.Key, "err", err)
+	h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore, "store unavailable: "+err.Error())
+}

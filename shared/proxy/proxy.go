@@ -1,0 +1,214 @@
+// Package proxy is the http.Handler every host serves: it answers the GOPROXY protocol from a
+// store, fills misses from an upstream after verifying them against the checksum database, keeps
+// the mutable endpoints (list, @latest) fresh, and proxies the checksum database.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/modmirror/modmirror/shared/goproxy"
+	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/upstream"
+)
+
+// Upstream is where misses are filled from.
+type Upstream interface {
+	Get(ctx context.Context, path string) (*upstream.Response, error)
+}
+
+// Checksums verifies fills and serves the checksum database's endpoints.
+type Checksums interface {
+	Name() string
+	VerifyMod(ctx context.Context, path, version string, gomod []byte) error
+	VerifyZipHash(ctx context.Context, path, version, hash string) error
+	Fetch(ctx context.Context, path string) (data []byte, hit bool, err error)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Store store.Store
+	// Upstream fills misses; nil serves the store only (offline).
+	Upstream Upstream
+	// Checksums verifies every fill; nil turns verification off (-sumdb off) and the
+	// /sumdb/ endpoints answer 404.
+	Checksums Checksums
+	Logger    *slog.Logger
+	// Spool holds a zip while it is verified; default: temporary files in os.TempDir().
+	Spool Spooler
+	// FreshFor is how long a list or @latest fetched from the upstream is served before the
+	// upstream is asked again. Default goproxy.ShortTTL.
+	FreshFor time.Duration
+	// NotFoundFor is how long an upstream 404 is remembered. Default goproxy.ShortTTL.
+	NotFoundFor time.Duration
+	// FillTimeout bounds one fill, whoever waits for it. Default 10 minutes.
+	FillTimeout time.Duration
+	// Now returns the time; default time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the GOPROXY protocol. Create it with New.
+type Handler struct {
+	cfg   Config
+	log   *slog.Logger
+	fills singleflight.Group
+	// notFound remembers upstream 404s (the negative cache).
+	notFound *expiringSet
+	// fresh remembers which lists and @latest answers were fetched from the upstream recently.
+	fresh *expiringSet
+}
+
+// New returns a Handler for c.
+func New(c Config) (*Handler, error) {
+	if c.Store == nil {
+		return nil, errors.New("proxy: no store")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Spool == nil {
+		c.Spool = TempFileSpool(os.TempDir())
+	}
+	if c.FreshFor <= 0 {
+		c.FreshFor = goproxy.ShortTTL
+	}
+	if c.NotFoundFor <= 0 {
+		c.NotFoundFor = goproxy.ShortTTL
+	}
+	if c.FillTimeout <= 0 {
+		c.FillTimeout = 10 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Handler{
+		cfg:      c,
+		log:      c.Logger,
+		notFound: newExpiringSet(10000, c.Now),
+		fresh:    newExpiringSet(10000, c.Now),
+	}, nil
+}
+
+// Cache outcomes, as logged.
+const (
+	cacheHit    = "hit"    // served from the store
+	cacheMiss   = "miss"   // filled from the upstream, then served
+	cacheStale  = "stale"  // the upstream failed; served the last stored copy
+	cacheBypass = "bypass" // passed through from the upstream, not stored
+)
+
+// exchange is one request in flight: what it asks and what the log line will say about it.
+type exchange struct {
+	w        *countingWriter
+	r        *http.Request
+	req      goproxy.Request
+	cache    string
+	upstream time.Duration
+}
+
+// ServeHTTP answers one GOPROXY request and logs one line about it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	x := &exchange{w: &countingWriter{ResponseWriter: w, status: http.StatusOK}, r: r}
+	h.serve(x)
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.EscapedPath(), 256)),
+		slog.Int("status", x.w.status),
+		slog.Int64("bytes", x.w.bytes),
+		slog.Float64("duration_ms", msSince(start)),
+	}
+	if x.cache != "" {
+		attrs = append(attrs, slog.String("cache", x.cache))
+	}
+	if x.upstream > 0 {
+		attrs = append(attrs, slog.Float64("upstream_ms", float64(x.upstream.Microseconds())/1000))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+func (h *Handler) serve(x *exchange) {
+	if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
+		x.w.Header().Set("Allow", "GET, HEAD")
+		h.fail(x, http.StatusMethodNotAllowed, goproxy.CacheNoStore, fmt.Sprintf("method %s not allowed: a module proxy answers GET and HEAD", x.r.Method))
+		return
+	}
+	req, err := goproxy.Parse(x.r.URL.EscapedPath())
+	if err != nil {
+		var perr *goproxy.Error
+		if errors.As(err, &perr) {
+			h.fail(x, perr.Status, goproxy.CacheNotFound, perr.Reason)
+			return
+		}
+		h.fail(x, http.StatusBadRequest, goproxy.CacheNoStore, err.Error())
+		return
+	}
+	x.req = req
+	switch req.Kind {
+	case goproxy.Info, goproxy.Mod, goproxy.Zip:
+		h.serveImmutable(x)
+	case goproxy.List:
+		h.serveList(x)
+	case goproxy.Latest:
+		h.serveLatest(x)
+	case goproxy.Query:
+		h.serveQuery(x)
+	case goproxy.SumDB:
+		h.serveSumDB(x)
+	}
+}
+
+// fail answers an error with a text/plain reason for the go command to show.
+func (h *Handler) fail(x *exchange, status int, cacheControl, reason string) {
+	hdr := x.w.Header()
+	hdr.Del("ETag")
+	hdr.Del("Last-Modified")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	x.w.WriteHeader(status)
+	if x.r.Method != http.MethodHead {
+		fmt.Fprintln(x.w, reason)
+	}
+}
+
+// countingWriter records the status and the number of body bytes written.
+type countingWriter struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *countingWriter) WriteHeader(status int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.wroteHeader = true
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
