@@ -48,10 +48,3 @@ func (s *expiringSet) has(key string) bool {
 	}
 	return ok
 }
-
-// remove forgets key.
-func (s *expiringSet) remove(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.expires, key)
-}
