@@ -6,6 +6,16 @@ PKGS    := ./...
 STATICCHECK := $(GO) tool staticcheck
 
 .PHONY: run test unit lint bench mirror build deps clean
+.PHONY: lambda build-ModmirrorFunction
+
+# Tools that `make deps` installs with go install land in GOPATH/bin: tests find them on PATH.
+GOPATH_BIN := $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
+export PATH := $(GOPATH_BIN):$(PATH)
+
+# The Lambda bootstrap: the provided.al2023 runtime on arm64 (Graviton), no RPC mode.
+LAMBDA_GOARCH ?= arm64
+LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
+VERSITYGW     := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 ## run: the self-hosted proxy on a local directory, upstream and checksum database from `go env`.
 run:
@@ -22,9 +32,11 @@ lint:
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 
-## deps: what the tests need beyond Go (nothing yet for the core).
+## deps: what the tests need beyond Go: versitygw, the S3-compatible server the S3 store and
+## the Lambda function are tested against (installed with go install unless already there).
 deps:
 	@$(GO) mod download
+	@command -v versitygw >/dev/null 2>&1 || $(GO) install $(VERSITYGW)
 
 ## bench: benchmarks side by side with their references; see docs/BENCHMARKS.md.
 bench:
@@ -36,3 +48,12 @@ build:
 
 clean:
 	rm -rf bin build
+
+## lambda: the Lambda function's bootstrap in build/lambda/ (linux/arm64; LAMBDA_GOARCH=amd64 for x86).
+lambda:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build $(LAMBDA_FLAGS) -o build/lambda/bootstrap ./functions/lambda
+
+## build-ModmirrorFunction: the SAM build hook (template.yaml, BuildMethod: makefile), run by `sam build`.
+build-ModmirrorFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is unset: sam build runs this target"; exit 1; }
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda
