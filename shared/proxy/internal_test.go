@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestMergeVersions(t *testing.T) {
+	tests := []struct {
+		a, b, want []string
+	}{
+		{nil, nil, nil},
+		{[]string{"v1.0.0"}, nil, []string{"v1.0.0"}},
+		{[]string{"v1.10.0", "v1.2.0"}, []string{"v1.2.0", "v1.9.0-rc.1"}, []string{"v1.2.0", "v1.9.0-rc.1", "v1.10.0"}},
+		{[]string{"v2.0.0+incompatible"}, []string{"v1.0.0"}, []string{"v1.0.0", "v2.0.0+incompatible"}},
+	}
+	for _, tt := range tests {
+		if got := mergeVersions(tt.a, tt.b); !slices.Equal(got, tt.want) {
+			t.Errorf("mergeVersions(%q, %q) = %q; want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestParseVersions(t *testing.T) {
+	in := "v1.0.0\nv1.1.0 2024-01-01T00:00:00Z\n\nnot-a-version\nv0.0.0-20240102030405-abcdef123456\nv1.2\nv2.0.0+incompatible\n"
+	want := []string{"v1.0.0", "v1.1.0", "v2.0.0+incompatible"}
+	if got := parseVersions([]byte(in)); !slices.Equal(got, want) {
+		t.Fatalf("parseVersions = %q; want %q (releases only)", got, want)
+	}
+}
+
+func TestETagListMatches(t *testing.T) {
+	tests := []struct {
+		list, etag string
+		want       bool
+	}{
+		{`"a"`, `"a"`, true},
+		{`"b", "a"`, `"a"`, true},
+		{`W/"a"`, `"a"`, true},
+		{`*`, `"a"`, true},
+		{`"b"`, `"a"`, false},
+		{`"a"`, ``, false},
+	}
+	for _, tt := range tests {
+		if got := etagListMatches(tt.list, tt.etag); got != tt.want {
+			t.Errorf("etagListMatches(%q, %q) = %v; want %v", tt.list, tt.etag, got, tt.want)
+		}
+	}
+}
+
+func TestExpiringSet(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newExpiringSet(3, func() time.Time { return now })
+	s.add("a", time.Minute)
+	s.add("b", time.Second)
+	if !s.has("a") || !s.has("b") || s.has("c") {
+		t.Fatal("fresh keys not remembered, or an unknown key remembered")
+	}
+	now = now.Add(2 * time.Second)
+	if s.has("b") {
+		t.Fatal("an expired key is still remembered")
+	}
+	s.add("c", time.Minute)
+	s.add("d", time.Minute)
+	s.add("e", time.Minute) // over the bound: the set empties rather than grows
+	if len(s.expires) > 3 {
+		t.Fatalf("set holds %d keys; bound is 3", len(s.expires))
+	}
+	if !s.has("e") {
+		t.Fatal("the newest key was dropped")
+	}
+}
