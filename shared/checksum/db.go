@@ -268,6 +268,11 @@ func (d *DB) lookupNow(path, version string) ([]Line, error) {
 // a *MismatchError and logs a security event. A module that matches NoSumDB is accepted
 // unchecked; one the database does not know is an error wrapping ErrNotInDB.
 func (d *DB) VerifyMod(ctx context.Context, path, version string, gomod []byte) error {
+	return d.VerifyModHash(ctx, path, version, HashMod(gomod))
+}
+
+// VerifyModHash is VerifyMod given the go.mod file's hash (from HashMod).
+func (d *DB) VerifyModHash(ctx context.Context, path, version, hash string) error {
 	if d.skip(path) {
 		return nil
 	}
@@ -275,7 +280,7 @@ func (d *DB) VerifyMod(ctx context.Context, path, version string, gomod []byte) 
 	if err != nil {
 		return fmt.Errorf("verify %s@%s go.mod: %w", path, version, err)
 	}
-	return d.check(path, version, true, HashMod(gomod), lines)
+	return d.check(path, version, true, hash, lines)
 }
 
 // VerifyZipHash checks a zip's h1 hash (from HashZip) against the database, like VerifyMod.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	modzip "golang.org/x/mod/zip"
@@ -29,6 +30,10 @@ const (
 // serveImmutable answers .info, .mod and .zip: from the store, or filled from the upstream.
 func (h *Handler) serveImmutable(x *exchange) {
 	ctx := x.r.Context()
+	if h.redirect(x) {
+		x.cache = cacheHit
+		return
+	}
 	obj, err := h.cfg.Store.Open(ctx, x.req.Key)
 	if err == nil {
 		x.cache = cacheHit
@@ -40,9 +45,9 @@ func (h *Handler) serveImmutable(x *exchange) {
 		return
 	}
 	x.cache = cacheMiss
-	if h.cfg.Upstream == nil {
+	if x.up == nil {
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
-			fmt.Sprintf("%s: not in this mirror (offline)", x.req.ModuleVersion()))
+			fmt.Sprintf("%s: not in this mirror, and %s", x.req.ModuleVersion(), h.noUpstreamReason(x)))
 		return
 	}
 	if h.notFound.has(x.req.Key) {
@@ -51,10 +56,13 @@ func (h *Handler) serveImmutable(x *exchange) {
 		return
 	}
 	start := time.Now()
-	err = h.fill(ctx, x.req)
+	err = h.fill(ctx, x)
 	x.upstream = time.Since(start)
 	if err != nil {
 		h.fillFailed(x, err)
+		return
+	}
+	if h.redirect(x) {
 		return
 	}
 	obj, err = h.cfg.Store.Open(ctx, x.req.Key)
@@ -65,17 +73,52 @@ func (h *Handler) serveImmutable(x *exchange) {
 	h.serveObject(x, obj, goproxy.CacheImmutable)
 }
 
+// redirect answers a stored immutable object with a redirect, if Config.Redirect gives a URL
+// for it, and reports whether it did.
+func (h *Handler) redirect(x *exchange) bool {
+	if h.cfg.Redirect == nil || x.private {
+		return false // a CDN or presigned URL would hand a private module to anyone
+	}
+	ctx := x.r.Context()
+	info, err := h.cfg.Store.Stat(ctx, x.req.Key)
+	if err != nil {
+		return false // a miss, or a store failure that the Open after it reports
+	}
+	url, err := h.cfg.Redirect(ctx, info)
+	if err != nil {
+		h.log.Warn("redirect", "key", x.req.Key, "err", err)
+		return false
+	}
+	if url == "" {
+		return false
+	}
+	hdr := x.w.Header()
+	hdr.Set("Location", url)
+	hdr.Set("Cache-Control", goproxy.CacheNoStore)
+	x.w.WriteHeader(http.StatusFound)
+	return true
+}
+
 // fill fetches, verifies and stores req's object, once per key however many requests wait for
 // it. The fill runs on its own context: a client that gives up does not fail the others.
-func (h *Handler) fill(ctx context.Context, req goproxy.Request) error {
+func (h *Handler) fill(ctx context.Context, x *exchange) error {
+	req, up, private := x.req, x.up, x.private
 	ch := h.fills.DoChan(req.Key, func() (any, error) {
+		h.inFlight.Add(1)
+		defer h.inFlight.Done()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
 		defer cancel()
+		select {
+		case h.fillSlots <- struct{}{}:
+			defer func() { <-h.fillSlots }()
+		case <-fctx.Done():
+			return nil, fmt.Errorf("fill %s: waiting for one of %d fill slots: %w", req.ModuleVersion(), h.cfg.MaxFills, fctx.Err())
+		}
 		// A fill that finished between our miss and now has stored the object already.
 		if _, err := h.cfg.Store.Stat(fctx, req.Key); err == nil {
 			return nil, nil
 		}
-		err := h.fillObject(fctx, req)
+		err := h.fillObject(fctx, req, up, private)
 		if upstream.IsNotFound(err) {
 			h.notFound.add(req.Key, h.cfg.NotFoundFor)
 		}
@@ -92,13 +135,20 @@ func (h *Handler) fill(ctx context.Context, req goproxy.Request) error {
 	}
 }
 
-func (h *Handler) fillObject(ctx context.Context, req goproxy.Request) error {
-	putOpts := store.PutOptions{IfAbsent: true, ContentType: req.ContentType(), CacheControl: goproxy.CacheImmutable}
+func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstream, private bool) error {
+	cacheControl := goproxy.CacheImmutable
+	if private {
+		cacheControl = strings.Replace(cacheControl, "public", "private", 1)
+	}
+	putOpts := store.PutOptions{IfAbsent: true, ContentType: req.ContentType(), CacheControl: cacheControl}
+	if !private {
+		h.lookUpAhead(ctx, req)
+	}
 	var err error
 	switch req.Kind {
 	case goproxy.Info:
 		var data []byte
-		if data, err = h.fetchSmall(ctx, req.Key, maxInfo); err != nil {
+		if data, err = fetchSmall(ctx, up, req.Key, maxInfo); err != nil {
 			return err
 		}
 		if err = checkInfo(data, req.Version); err != nil {
@@ -107,17 +157,15 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request) error {
 		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
 	case goproxy.Mod:
 		var data []byte
-		if data, err = h.fetchSmall(ctx, req.Key, maxMod); err != nil {
+		if data, err = fetchSmall(ctx, up, req.Key, maxMod); err != nil {
 			return err
 		}
-		if h.cfg.Checksums != nil {
-			if err = h.cfg.Checksums.VerifyMod(ctx, req.Path, req.Version, data); err != nil {
-				return err
-			}
+		if err = h.verify(ctx, req, private, true, checksum.HashMod(data)); err != nil {
+			return err
 		}
 		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
 	case goproxy.Zip:
-		err = h.fillZip(ctx, req, putOpts)
+		err = h.fillZip(ctx, req, up, private, putOpts)
 	default:
 		return fmt.Errorf("cannot fill a %s request", req.Kind)
 	}
@@ -134,8 +182,8 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request) error {
 
 // fillZip spools the zip, checks its structure, hashes it, verifies the hash and only then
 // stores it, streaming from the spool.
-func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, putOpts store.PutOptions) error {
-	resp, err := h.cfg.Upstream.Get(ctx, req.Key)
+func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream, private bool, putOpts store.PutOptions) error {
+	resp, err := up.Get(ctx, req.Key)
 	if err != nil {
 		return err
 	}
@@ -159,10 +207,8 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, putOpts stor
 	if err != nil {
 		return fmt.Errorf("invalid zip from %s: %w", resp.URL, err)
 	}
-	if h.cfg.Checksums != nil {
-		if err := h.cfg.Checksums.VerifyZipHash(ctx, req.Path, req.Version, hash); err != nil {
-			return err
-		}
+	if err := h.verify(ctx, req, private, false, hash); err != nil {
+		return err
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewind spool: %w", err)
@@ -179,9 +225,41 @@ func (h *Handler) put(ctx context.Context, key string, r io.Reader, size int64, 
 	return nil
 }
 
+// verify checks a hash: a public module's against the checksum database (unless it is off), a
+// private module's against the private go.sum where it has a line (a private module is never
+// shown to the public database).
+func (h *Handler) verify(ctx context.Context, req goproxy.Request, private, gomod bool, hash string) error {
+	if private {
+		want, ok := h.privateSums[sumKey(req.Path, req.Version, gomod)]
+		if ok && want != hash {
+			file := "zip"
+			if gomod {
+				file = "go.mod"
+			}
+			return &checksum.MismatchError{Path: req.Path, Version: req.Version, File: file, Got: hash, Want: want, Source: "private go.sum"}
+		}
+		return nil
+	}
+	if h.cfg.Checksums == nil {
+		return nil
+	}
+	if gomod {
+		return h.cfg.Checksums.VerifyModHash(ctx, req.Path, req.Version, hash)
+	}
+	return h.cfg.Checksums.VerifyZipHash(ctx, req.Path, req.Version, hash)
+}
+
+// noUpstreamReason says why a module has no upstream.
+func (h *Handler) noUpstreamReason(x *exchange) string {
+	if x.private {
+		return errNoPrivateUpstream.Error()
+	}
+	return "this mirror is offline"
+}
+
 // fetchSmall reads a small upstream answer whole, refusing more than limit bytes.
-func (h *Handler) fetchSmall(ctx context.Context, path string, limit int64) ([]byte, error) {
-	resp, err := h.cfg.Upstream.Get(ctx, path)
+func fetchSmall(ctx context.Context, up Upstream, path string, limit int64) ([]byte, error) {
+	resp, err := up.Get(ctx, path)
 	if err != nil {
 		return nil, err
 	}

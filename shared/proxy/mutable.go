@@ -33,7 +33,7 @@ func (h *Handler) serveList(x *exchange) {
 		h.storeFailed(x, err)
 		return
 	}
-	if h.cfg.Upstream == nil {
+	if x.up == nil {
 		x.cache = cacheHit
 		h.serveVersions(x, held, nil, false)
 		return
@@ -50,7 +50,7 @@ func (h *Handler) serveList(x *exchange) {
 		return
 	}
 	start := time.Now()
-	data, err := h.refresh(ctx, x.req.Key, copyKey, maxList, checkList)
+	data, err := h.refresh(ctx, x.up, x.req.Key, copyKey, maxList, checkList)
 	x.upstream = time.Since(start)
 	switch {
 	case err == nil:
@@ -93,7 +93,7 @@ func (h *Handler) serveVersions(x *exchange, a, b []string, known bool) {
 func (h *Handler) serveLatest(x *exchange) {
 	ctx := x.r.Context()
 	copyKey := upstreamCopyPrefix + x.req.Key
-	if h.cfg.Upstream != nil {
+	if x.up != nil {
 		if h.fresh.has(x.req.Key) {
 			if data, _, err := store.ReadAll(ctx, h.cfg.Store, copyKey, maxInfo); err == nil {
 				x.cache = cacheHit
@@ -102,7 +102,7 @@ func (h *Handler) serveLatest(x *exchange) {
 			}
 		}
 		start := time.Now()
-		data, err := h.refresh(ctx, x.req.Key, copyKey, maxInfo, checkLatest)
+		data, err := h.refresh(ctx, x.up, x.req.Key, copyKey, maxInfo, checkLatest)
 		x.upstream = time.Since(start)
 		if err == nil {
 			x.cache = cacheMiss
@@ -144,13 +144,13 @@ func (h *Handler) serveLatest(x *exchange) {
 // answer is never stored: it changes as the branch moves.
 func (h *Handler) serveQuery(x *exchange) {
 	x.cache = cacheBypass
-	if h.cfg.Upstream == nil {
+	if x.up == nil {
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
-			fmt.Sprintf("%s: an offline mirror resolves no queries; ask for a canonical version", x.req.ModuleVersion()))
+			fmt.Sprintf("%s: no query is resolved here, since %s; ask for a canonical version", x.req.ModuleVersion(), h.noUpstreamReason(x)))
 		return
 	}
 	start := time.Now()
-	data, err := h.fetchSmall(x.r.Context(), x.req.Key, maxInfo)
+	data, err := fetchSmall(x.r.Context(), x.up, x.req.Key, maxInfo)
 	x.upstream = time.Since(start)
 	if err == nil {
 		err = checkLatest(data)
@@ -194,7 +194,7 @@ func (h *Handler) serveSumDB(x *exchange) {
 
 // refresh fetches a mutable answer from the upstream, once per key at a time, checks it, keeps a
 // copy for stale-on-error and marks the key fresh.
-func (h *Handler) refresh(ctx context.Context, key, copyKey string, limit int64, check func([]byte) error) ([]byte, error) {
+func (h *Handler) refresh(ctx context.Context, up Upstream, key, copyKey string, limit int64, check func([]byte) error) ([]byte, error) {
 	if h.notFound.has(key) {
 		return nil, &upstream.Error{URL: key, Status: http.StatusNotFound,
 			Reason: fmt.Sprintf("not found upstream (remembered for %s)", h.cfg.NotFoundFor)}
@@ -202,7 +202,7 @@ func (h *Handler) refresh(ctx context.Context, key, copyKey string, limit int64,
 	v, err, _ := h.fills.Do(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
 		defer cancel()
-		data, err := h.fetchSmall(fctx, key, limit)
+		data, err := fetchSmall(fctx, up, key, limit)
 		if err == nil {
 			err = check(data)
 		}

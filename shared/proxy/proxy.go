@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/modmirror/modmirror/shared/auth"
+	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
@@ -27,7 +31,7 @@ type Upstream interface {
 // Checksums verifies fills and serves the checksum database's endpoints.
 type Checksums interface {
 	Name() string
-	VerifyMod(ctx context.Context, path, version string, gomod []byte) error
+	VerifyModHash(ctx context.Context, path, version, hash string) error
 	VerifyZipHash(ctx context.Context, path, version, hash string) error
 	Fetch(ctx context.Context, path string) (data []byte, hit bool, err error)
 }
@@ -52,6 +56,25 @@ type Config struct {
 	FillTimeout time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
+	// Redirect, if set, lets a host answer a request for an immutable object (.info, .mod,
+	// .zip) that the store holds, or has just filled, with a redirect instead of the content.
+	// It is given the object's Info (from Store.Stat) and returns the URL to send the client to
+	// (302 Found, Cache-Control: no-store, since such a URL may expire or point back at a cache
+	// in front of this handler), or "" to serve the content itself, as for small objects. An
+	// error is logged and the content served.
+	Redirect func(ctx context.Context, info store.Info) (url string, err error)
+
+	// Auth decides who may read what; nil lets anyone read public modules and nobody private ones.
+	Auth *auth.Authenticator
+	// Private lists the private module path patterns (GOPRIVATE syntax). Private modules come
+	// only from PrivateUpstream (never from Upstream), skip the checksum database, are checked
+	// against PrivateGoSum where it has a line, and are served only to callers whose token has a
+	// read scope for them, with Cache-Control private.
+	Private         string
+	PrivateUpstream Upstream
+	PrivateGoSum    []checksum.Line
+	// MaxFills bounds the fills running at once; more wait for a slot. Default 32.
+	MaxFills int
 }
 
 // Handler serves the GOPROXY protocol. Create it with New.
@@ -63,6 +86,11 @@ type Handler struct {
 	notFound *expiringSet
 	// fresh remembers which lists and @latest answers were fetched from the upstream recently.
 	fresh *expiringSet
+	// privateSums holds PrivateGoSum by "path version" and "path version/go.mod".
+	privateSums map[string]string
+	// fillSlots bounds concurrent fills; inFlight counts them so a shutdown can wait.
+	fillSlots chan struct{}
+	inFlight  sync.WaitGroup
 }
 
 // New returns a Handler for c.
@@ -88,12 +116,47 @@ func New(c Config) (*Handler, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{
-		cfg:      c,
-		log:      c.Logger,
-		notFound: newExpiringSet(10000, c.Now),
-		fresh:    newExpiringSet(10000, c.Now),
-	}, nil
+	if c.Auth == nil {
+		c.Auth = auth.New(nil, true)
+	}
+	if c.MaxFills <= 0 {
+		c.MaxFills = 32
+	}
+	h := &Handler{
+		cfg:         c,
+		log:         c.Logger,
+		notFound:    newExpiringSet(10000, c.Now),
+		fresh:       newExpiringSet(10000, c.Now),
+		privateSums: make(map[string]string),
+		fillSlots:   make(chan struct{}, c.MaxFills),
+	}
+	for _, l := range c.PrivateGoSum {
+		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash
+	}
+	return h, nil
+}
+
+// Wait blocks until every fill in flight has finished or ctx ends: a host calls it after its
+// server stopped accepting requests, so that a shutdown never abandons a fill half done.
+func (h *Handler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		h.inFlight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func sumKey(path, version string, gomod bool) string {
+	if gomod {
+		return path + " " + version + "/go.mod"
+	}
+	return path + " " + version
 }
 
 // Cache outcomes, as logged.
@@ -111,6 +174,20 @@ type exchange struct {
 	req      goproxy.Request
 	cache    string
 	upstream time.Duration
+
+	caller   auth.Caller
+	decision string   // the access decision, for the audit line
+	private  bool     // the module is private
+	up       Upstream // where this module's misses come from; nil: nowhere (offline)
+}
+
+// cacheControl adapts a Cache-Control value to who may see the answer: anything that needed
+// credentials must not be kept by a shared cache.
+func (h *Handler) cacheControl(x *exchange, base string) string {
+	if x.private || !h.cfg.Auth.AnonymousReads() {
+		return strings.Replace(base, "public", "private", 1)
+	}
+	return base
 }
 
 // ServeHTTP answers one GOPROXY request and logs one line about it.
@@ -130,6 +207,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if x.upstream > 0 {
 		attrs = append(attrs, slog.Float64("upstream_ms", float64(x.upstream.Microseconds())/1000))
+	}
+	if x.decision != "" {
+		attrs = append(attrs, slog.String("decision", x.decision))
+	}
+	if x.caller.ID != "" {
+		attrs = append(attrs, slog.String("token", x.caller.ID))
+	}
+	if x.req.Path != "" {
+		attrs = append(attrs, slog.String("module", truncate(x.req.ModuleVersion(), 256)))
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
@@ -151,6 +237,9 @@ func (h *Handler) serve(x *exchange) {
 		return
 	}
 	x.req = req
+	if !h.authorize(x) {
+		return
+	}
 	switch req.Kind {
 	case goproxy.Info, goproxy.Mod, goproxy.Zip:
 		h.serveImmutable(x)
@@ -171,7 +260,7 @@ func (h *Handler) fail(x *exchange, status int, cacheControl, reason string) {
 	hdr.Del("ETag")
 	hdr.Del("Last-Modified")
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("Cache-Control", h.cacheControl(x, cacheControl))
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	x.w.WriteHeader(status)
 	if x.r.Method != http.MethodHead {

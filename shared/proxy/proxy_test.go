@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +41,8 @@ type envOptions struct {
 	fresh   time.Duration
 	dir     string // reuse a store directory
 	up      *testkit.Upstream
+	// redirect is Config.Redirect.
+	redirect func(ctx context.Context, info store.Info) (string, error)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -58,7 +62,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.store = st
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: proxy.TempFileSpool(t.TempDir())}
+	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: proxy.TempFileSpool(t.TempDir()), Redirect: o.redirect}
 	db := &config.SumDB{Name: e.up.SumDBName, Key: e.up.SumDBKey, URL: "https://" + e.up.SumDBName}
 	dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
 	if !o.offline {
@@ -448,6 +452,78 @@ func TestOfflineServesStoreOnly(t *testing.T) {
 	resp, body := offline.get(t, "/example.com/lib/@v/v1.2.0.zip")
 	if resp.StatusCode != 404 || !strings.Contains(string(body), "offline") {
 		t.Errorf("offline miss = %d %q; want 404 naming offline", resp.StatusCode, body)
+	}
+}
+
+func TestRedirect(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
+	e := newEnv(t, envOptions{redirect: func(ctx context.Context, info store.Info) (string, error) {
+		mu.Lock()
+		asked = append(asked, info.Key)
+		mu.Unlock()
+		switch {
+		case info.Size <= 0:
+			return "", fmt.Errorf("%s: Redirect given Info without a size: %+v", info.Key, info)
+		case strings.HasSuffix(info.Key, ".info"):
+			return "", nil // small: served inline
+		case strings.HasSuffix(info.Key, ".mod"):
+			return "", errors.New("no URL for this one")
+		}
+		return "https://cdn.example/" + info.Key, nil
+	}})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (*http.Response, []byte) {
+		resp, err := noFollow.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+
+	const zip = "/example.com/incompat/@v/v2.0.0+incompatible.zip"
+	for _, state := range []string{"miss", "hit"} {
+		resp, body := get(zip)
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://cdn.example"+zip ||
+			resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: GET %s = %d Location %q Cache-Control %q %q; want 302 to the CDN, no-store", state, zip,
+				resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Cache-Control"), body)
+		}
+	}
+	if !e.has(t, strings.TrimPrefix(zip, "/")) {
+		t.Errorf("the redirected miss was not stored")
+	}
+	for _, path := range []string{"/example.com/incompat/@v/v2.0.0+incompatible.info", "/example.com/incompat/@v/v2.0.0+incompatible.mod"} {
+		for _, state := range []string{"miss", "hit"} {
+			resp, body := get(path)
+			if resp.StatusCode != 200 || len(body) == 0 || resp.Header.Get("Location") != "" {
+				t.Errorf("%s: GET %s = %d %q Location %q; want 200 with the content", state, path, resp.StatusCode, body, resp.Header.Get("Location"))
+			}
+		}
+	}
+	if !strings.Contains(e.logs.String(), "no URL for this one") {
+		t.Errorf("the Redirect error was not logged:\n%s", e.logs.String())
+	}
+	// Only immutable objects that exist are redirected: lists, @latest, the checksum database
+	// and misses that fail are not.
+	for _, path := range []string{"/example.com/lib/@v/list", "/example.com/lib/@latest", "/sumdb/" + e.up.SumDBName + "/supported"} {
+		if resp, body := get(path); resp.StatusCode != 200 {
+			t.Errorf("GET %s = %d %q; want 200", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get("/example.com/lib/@v/v9.9.9.zip"); resp.StatusCode != 404 {
+		t.Errorf("missing version = %d; want 404", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, key := range asked {
+		if !strings.Contains(key, "/@v/v2.0.0+incompatible.") {
+			t.Errorf("Redirect asked about %s", key)
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ func (h *Handler) serveObject(x *exchange, obj store.Object, cacheControl string
 	info := obj.Info()
 	hdr := x.w.Header()
 	hdr.Set("Content-Type", x.req.ContentType())
-	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("Cache-Control", h.cacheControl(x, cacheControl))
 	if info.ETag != "" {
 		hdr.Set("ETag", info.ETag)
 	}
@@ -53,7 +53,7 @@ func (h *Handler) serveBytes(x *exchange, data []byte, cacheControl string) {
 	sum := sha256.Sum256(data)
 	hdr := x.w.Header()
 	hdr.Set("Content-Type", x.req.ContentType())
-	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("Cache-Control", h.cacheControl(x, cacheControl))
 	hdr.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 	http.ServeContent(x.w, x.r, "", time.Time{}, bytes.NewReader(data))
 }
