@@ -56,6 +56,14 @@ type Options struct {
 	UserAgent string
 	// Logger receives a debug record per attempt (redacted URL, status, duration). Default: none.
 	Logger *slog.Logger
+	// BreakerFailures is how many consecutive failed requests (transport errors, 5xx, 429, after
+	// their retries) open a proxy's circuit breaker; negative disables it. Default 5.
+	BreakerFailures int
+	// BreakerCooldown is how long an open breaker fails requests at once before it lets one
+	// probe through. Default 30s.
+	BreakerCooldown time.Duration
+	// Now returns the time, for the breaker; default time.Now.
+	Now func() time.Time
 }
 
 // Proxy is one entry of a GOPROXY list.
@@ -172,6 +180,7 @@ type entry struct {
 	shown  string // redacted base URL, for errors and logs
 	dir    string // file:// only: the OS directory
 	isFile bool
+	brk    *breaker // nil for file://
 }
 
 // Client fetches from a GOPROXY list. Safe for concurrent use; reuses connections.
@@ -219,6 +228,14 @@ func New(list string, o Options) (*Client, error) {
 		rt = newDefaultTransport(orDefault(o.ConnectTimeout, DefaultConnectTimeout))
 	}
 	c.hc = &http.Client{Transport: rt}
+	breakerFailures := o.BreakerFailures
+	if breakerFailures == 0 {
+		breakerFailures = DefaultBreakerFailures
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	for _, p := range proxies {
 		u, err := parseProxyURL(p.URL)
 		if err != nil {
@@ -233,6 +250,7 @@ func New(list string, o Options) (*Client, error) {
 			b := *u
 			b.User = nil
 			e.base = &b
+			e.brk = newBreaker(breakerFailures, orDefault(o.BreakerCooldown, DefaultBreakerCooldown), now)
 		}
 		c.proxies = append(c.proxies, e)
 	}
@@ -298,13 +316,7 @@ func (c *Client) Get(ctx context.Context, path string) (*Response, error) {
 	var best error
 	bestNotFound := true
 	for _, p := range c.proxies {
-		var resp *Response
-		var err error
-		if p.isFile {
-			resp, err = c.getFile(ctx, &p, path, cancel)
-		} else {
-			resp, err = c.getHTTP(ctx, &p, path, cancel)
-		}
+		resp, err := c.getFrom(ctx, &p, path, cancel)
 		if err == nil {
 			return resp, nil // resp.Body.Close calls cancel
 		}
@@ -322,6 +334,24 @@ func (c *Client) Get(ctx context.Context, path string) (*Response, error) {
 	}
 	cancel()
 	return nil, best
+}
+
+// getFrom fetches path from one proxy of the list, through its circuit breaker.
+func (c *Client) getFrom(ctx context.Context, p *entry, path string, cancel context.CancelFunc) (*Response, error) {
+	if p.isFile {
+		return c.getFile(ctx, p, path, cancel)
+	}
+	if !p.brk.allow() {
+		return nil, &Error{URL: p.shown + "/" + path,
+			Reason: fmt.Sprintf("circuit open: %s failed %d requests in a row; trying again after a cooldown", p.shown, p.brk.failures)}
+	}
+	resp, err := c.getHTTP(ctx, p, path, cancel)
+	if err != nil && ctx.Err() != nil && !errors.As(context.Cause(ctx), new(*timeoutError)) {
+		p.brk.release() // the caller gave up: that says nothing about the proxy
+	} else {
+		p.brk.record(err == nil || !proxyFailed(err))
+	}
+	return resp, err
 }
 
 // validPath reports whether path is a relative, slash-separated path with no empty, "." or ".."
@@ -415,6 +445,16 @@ func (e *Error) Unwrap() error { return e.Err }
 // with IsNotFound.
 func (e *Error) Is(target error) bool {
 	return target == fs.ErrNotExist && isNotFoundStatus(e.Status)
+}
+
+// proxyFailed reports whether err counts against a proxy's health: a transport error, a 5xx or
+// a 429. Any other answer (404 included) is the proxy working.
+func proxyFailed(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	return e.Status == 0 || e.Status >= 500 || e.Status == http.StatusTooManyRequests
 }
 
 // IsNotFound reports whether err says the upstream has no such path (404 or 410).

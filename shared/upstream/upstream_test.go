@@ -783,3 +783,77 @@ func TestConcurrentGets(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCircuitBreaker(t *testing.T) {
+	var healthy atomic.Bool
+	var hits atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if !healthy.Load() {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	var fallbackHits atomic.Int32
+	fallback := statusServer(t, http.StatusOK, &fallbackHits)
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c := newClient(t, srv.URL+"|"+fallback.URL, Options{Attempts: 1, BreakerFailures: 3, BreakerCooldown: time.Minute, Now: clock})
+
+	// Three failures open the breaker; each fell through to the fallback.
+	for range 3 {
+		if _, err := getString(t, c, "m/@v/list"); err != nil {
+			t.Fatalf("fallback after a 503: %v", err)
+		}
+	}
+	if hits.Load() != 3 {
+		t.Fatalf("primary hit %d times; want 3", hits.Load())
+	}
+	// Open: the primary is skipped, the fallback answers at once.
+	for range 5 {
+		if _, err := getString(t, c, "m/@v/list"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits.Load() != 3 || fallbackHits.Load() != 8 {
+		t.Fatalf("while open: primary %d hits (want 3), fallback %d (want 8)", hits.Load(), fallbackHits.Load())
+	}
+	// After the cooldown one probe goes through; it succeeds and closes the breaker.
+	advance(2 * time.Minute)
+	healthy.Store(true)
+	for range 3 {
+		if body, err := getString(t, c, "m/@v/list"); err != nil || body != "ok" {
+			t.Fatalf("after recovery: %q %v; want the primary's ok", body, err)
+		}
+	}
+	if hits.Load() != 6 {
+		t.Fatalf("primary hit %d times after recovery; want 6", hits.Load())
+	}
+
+	// With ',' the open breaker fails at once, naming the circuit.
+	healthy.Store(false)
+	only := newClient(t, srv.URL, Options{Attempts: 1, BreakerFailures: 2, BreakerCooldown: time.Minute, Now: clock})
+	for range 2 {
+		getString(t, only, "m/@v/list")
+	}
+	before := hits.Load()
+	_, err := getString(t, only, "m/@v/list")
+	if err == nil || !strings.Contains(err.Error(), "circuit open") || hits.Load() != before {
+		t.Fatalf("open breaker: %v (primary hits %d -> %d); want a circuit-open error without a request", err, before, hits.Load())
+	}
+	// 404s are answers, not failures: they never open the breaker.
+	var nfHits atomic.Int32
+	nf := statusServer(t, http.StatusNotFound, &nfHits)
+	c404 := newClient(t, nf.URL, Options{Attempts: 1, BreakerFailures: 2, Now: clock})
+	for range 5 {
+		if _, err := getString(t, c404, "m/@v/list"); !IsNotFound(err) {
+			t.Fatalf("want not found, got %v", err)
+		}
+	}
+	if nfHits.Load() != 5 {
+		t.Fatalf("404 server hit %d times; want 5 (a 404 must not open the breaker)", nfHits.Load())
+	}
+}
