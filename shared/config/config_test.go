@@ -89,3 +89,34 @@ func TestApplyEnv(t *testing.T) {
 		t.Fatal("MODMIRROR_OFFLINE=maybe accepted; want an error naming it")
 	}
 }
+
+func TestNetrcCredentials(t *testing.T) {
+	netrc := ParseNetrc([]byte("machine git.corp.example login ci password s3cret\n\nmachine other.example:8443\n  login bot\n  password two\ndefault login x password y\n"))
+	if len(netrc) != 2 || netrc[0] != (NetrcEntry{"git.corp.example", "ci", "s3cret"}) || netrc[1] != (NetrcEntry{"other.example:8443", "bot", "two"}) {
+		t.Fatalf("ParseNetrc = %+v", netrc)
+	}
+	tests := map[string]string{
+		"https://git.corp.example/mod":                     "https://ci:s3cret@git.corp.example/mod",
+		"https://other.example:8443|https://none.example":  "https://bot:two@other.example:8443|https://none.example",
+		"https://me:mine@git.corp.example":                 "https://me:mine@git.corp.example",
+		"file:///srv/mirror,https://git.corp.example:9000": "file:///srv/mirror,https://ci:s3cret@git.corp.example:9000",
+	}
+	for in, want := range tests {
+		if got := WithNetrcCredentials(in, netrc); got != want {
+			t.Errorf("WithNetrcCredentials(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestSettingsGoEnvDefaults(t *testing.T) {
+	s := Settings{SumDB: "off"}
+	err := s.ResolveGoEnv(func() (GoEnv, error) {
+		return GoEnv{GOPROXY: "https://a.example,direct", GOSUMDB: "sum.example", GOPRIVATE: "corp.example"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Upstream != "https://a.example" || s.SumDB != "off" || s.Private != "corp.example" {
+		t.Fatalf("resolved %+v; want the go env only where unset", s)
+	}
+}
