@@ -5,8 +5,9 @@ LISTEN  ?= 127.0.0.1:8080
 PKGS    := ./...
 STATICCHECK := $(GO) tool staticcheck
 
-.PHONY: run test unit lint bench mirror build deps clean
+.PHONY: run test unit lint bench mirror build deps clean fuzz
 .PHONY: lambda build-ModmirrorFunction
+.PHONY: worker
 
 # Tools that `make deps` installs with go install land in GOPATH/bin: tests find them on PATH.
 GOPATH_BIN := $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
@@ -49,6 +50,18 @@ build:
 clean:
 	rm -rf bin build
 
+# The Worker: Go compiled to WebAssembly with syumai/workers, the JavaScript glue beside it.
+# No inlining (but in the zip-hashing hot path) keeps the gzipped upload under the free plan's
+# 3 MiB: inlined code compresses worse (see docs/DEPLOY-CLOUDFLARE.md, "Size").
+WORKER_DIR   := build/worker
+WORKER_FLAGS := -trimpath -ldflags='-s -w' -gcflags=all=-l \
+	-gcflags=crypto/internal/fips140/sha256= -gcflags=compress/flate= -gcflags=hash/crc32=
+
+## worker: the Cloudflare Worker's build/worker/ directory (wrangler.toml's build command).
+worker:
+	$(GO) run github.com/syumai/workers/cmd/workers-assets-gen -mode=go -o $(WORKER_DIR)
+	GOOS=js GOARCH=wasm $(GO) build $(WORKER_FLAGS) -o $(WORKER_DIR)/app.wasm ./functions/workers
+
 ## lambda: the Lambda function's bootstrap in build/lambda/ (linux/arm64; LAMBDA_GOARCH=amd64 for x86).
 lambda:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build $(LAMBDA_FLAGS) -o build/lambda/bootstrap ./functions/lambda
@@ -57,3 +70,16 @@ lambda:
 build-ModmirrorFunction:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is unset: sam build runs this target"; exit 1; }
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda
+
+## fuzz: each fuzz target for FUZZTIME (default 1m); `make test` runs their seed corpora.
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/goproxy
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGoSum$$' -fuzztime $(FUZZTIME) ./shared/checksum
+	$(GO) test -run '^$$' -fuzz '^FuzzHashZip$$' -fuzztime $(FUZZTIME) ./shared/checksum
+
+## mirror: a static, offline mirror of the modules a go.sum pins: make mirror GOSUM=path/to/go.sum
+## [MIRROR=dir (default ./mirror)] [SIGN=release.key]. See docs/AIRGAP.md.
+mirror:
+	@test -n "$(GOSUM)" || { echo "usage: make mirror GOSUM=path/to/go.sum [MIRROR=dir] [SIGN=key]" >&2; exit 2; }
+	$(GO) run ./generator -o $(or $(MIRROR),mirror) $(if $(SIGN),-sign $(SIGN)) $(GOSUM)

@@ -2,7 +2,7 @@
 // a local directory by default, filling misses from the toolchain's own upstream and verifying
 // them against its checksum database.
 //
-//	server [-listen 127.0.0.1:8080] [-store DIR] [-upstream LIST] [-sumdb NAME[+KEY [URL]]|off] [-offline]
+//	server [-listen 127.0.0.1:8080] [-store DIR|s3://bucket/prefix] [-upstream LIST] [-sumdb NAME[+KEY [URL]]|off] [-offline]
 //
 // Every flag can also be set as MODMIRROR_<FLAG> in the environment (-public-url is
 // MODMIRROR_PUBLIC_URL); unset, the upstream and checksum database come from `go env`.
@@ -20,13 +20,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
-	"github.com/modmirror/modmirror/shared/store/dirstore"
+	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/store/storeurl"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
 
@@ -41,24 +42,33 @@ func main() {
 
 // options are the server's settings after flags, environment and go env.
 type options struct {
-	listen, storeDir, upstreamList, sumdb string
-	offline                               bool
-	tlsCert, tlsKey                       string
-	shutdownTimeout                       time.Duration
+	config.Settings
+	listen, storeDir      string
+	tlsCert, tlsKey       string
+	shutdownTimeout       time.Duration
+	rateLimit             float64
+	rateBurst, maxFills   int
+	fillTimeout           time.Duration
+	maxRequestHeaderBytes int
+	readHeaderTimeout     time.Duration
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	o.Register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	fs.StringVar(&o.storeDir, "store", defaultStoreDir(), "directory that holds the mirror")
-	fs.StringVar(&o.upstreamList, "upstream", "", "upstream proxies in GOPROXY syntax (default: go env GOPROXY)")
-	fs.StringVar(&o.sumdb, "sumdb", "", "checksum database NAME[+KEY [URL]], or off (default: go env GOSUMDB)")
-	fs.BoolVar(&o.offline, "offline", false, "serve the store only, never the upstream")
+	fs.StringVar(&o.storeDir, "store", defaultStoreDir(), "directory that holds the mirror, or s3://bucket/prefix")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (serve HTTPS)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS key file")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and fills in flight")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each client address may make (0: no limit)")
+	fs.IntVar(&o.rateBurst, "rate-burst", 200, "requests a client may make at once before -rate-limit applies")
+	fs.IntVar(&o.maxFills, "max-fills", 32, "fills from the upstream running at once")
+	fs.DurationVar(&o.fillTimeout, "fill-timeout", 10*time.Minute, "how long one fill may take")
+	fs.IntVar(&o.maxRequestHeaderBytes, "max-header-bytes", 64<<10, "largest request header accepted")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request header")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -71,17 +81,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together")
 	}
-	if o.upstreamList == "" || o.sumdb == "" {
-		goenv, err := config.ReadGoEnv()
-		if err != nil && !o.offline {
-			return nil, fmt.Errorf("no -upstream given and %w", err)
-		}
-		if o.upstreamList == "" {
-			o.upstreamList = config.UpstreamList(goenv.GOPROXY)
-		}
-		if o.sumdb == "" {
-			o.sumdb = goenv.GOSUMDB
-		}
+	if err := o.ResolveGoEnv(config.ReadGoEnv); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -102,38 +103,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	st, err := dirstore.New(o.storeDir)
+	st, err := storeurl.Open(ctx, o.storeDir)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	cfg := proxy.Config{Store: st, Logger: logger}
-	upOpts := upstream.Options{Logger: logger}
-	var up *upstream.Client
-	if !o.offline {
-		if o.upstreamList == "" {
-			return errors.New("no upstream proxy: set -upstream or GOPROXY, or serve the store with -offline")
-		}
-		if up, err = upstream.New(o.upstreamList, upOpts); err != nil {
-			return err
-		}
-		cfg.Upstream = up
-	}
-	db, err := config.ParseSumDB(o.sumdb)
+	cfg, parts, err := o.Proxy(ctx, st, logger, os.ReadFile, upstream.Options{})
 	if err != nil {
 		return err
 	}
-	if db != nil {
-		dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
-		if up != nil {
-			dbc.Remote = config.SumDBRemote(up, db, upOpts)
-		}
-		if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
-			return err
-		}
+	cfg.MaxFills, cfg.FillTimeout = o.maxFills, o.fillTimeout
+	if o.PublicURL != "" {
+		cfg.Redirect = redirectTo(o.PublicURL)
 	}
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return err
+	}
+	var handler http.Handler = h
+	if o.rateLimit > 0 {
+		handler = newRateLimiter(o.rateLimit, o.rateBurst, time.Now).wrap(handler)
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -141,10 +129,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           withHealth(h),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           withHealth(handler),
+		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    o.maxRequestHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	scheme := "http"
@@ -152,7 +140,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		scheme = "https"
 	}
 	logger.Info("serving", "url", scheme+"://"+ln.Addr().String(), "store", o.storeDir,
-		"upstream", redactedList(up), "sumdb", o.sumdb, "offline", o.offline)
+		"upstream", redactedList(parts.Upstream), "sumdb", o.SumDB, "offline", o.Offline,
+		"private", o.Private, "anonymous", o.Anonymous)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -173,8 +162,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Fills outlive the requests that started them; let them finish and store what they got.
+	if err := h.Wait(sctx); err != nil {
+		return fmt.Errorf("shutdown: fills still running: %w", err)
+	}
 	logger.Info("stopped")
 	return nil
+}
+
+// redirectTo sends hits to base + "/" + key, with '+' escaped for an S3-backed CDN.
+func redirectTo(base string) func(context.Context, store.Info) (string, error) {
+	base = strings.TrimRight(base, "/")
+	return func(_ context.Context, info store.Info) (string, error) {
+		return base + "/" + strings.ReplaceAll(info.Key, "+", "%2B"), nil
+	}
 }
 
 // withHealth answers /healthz itself and everything else with the proxy. It avoids
@@ -197,7 +198,7 @@ func redactedList(up *upstream.Client) []string {
 	}
 	var urls []string
 	for _, p := range up.Proxies() {
-		urls = append(urls, p.URL)
+		urls = append(urls, p.String()) // redacted: a private upstream's URL may hold a token
 	}
 	return urls
 }

@@ -175,9 +175,15 @@ func unescapeURLPath(raw string) (string, error) {
 		b.WriteByte(c)
 	}
 	p := b.String()
+	if !strings.HasPrefix(p, "/") {
+		return "", notFound("request path does not start with a slash")
+	}
 	for _, elem := range strings.Split(p, "/")[1:] {
-		if elem == "." || elem == ".." {
+		switch elem {
+		case ".", "..":
 			return "", notFound("request path has a %q element", elem)
+		case "":
+			return "", notFound("request path has an empty element")
 		}
 	}
 	return p, nil
