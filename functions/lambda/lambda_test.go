@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/modmirror/modmirror/functions/lambda/lambdaemu"
+	"github.com/modmirror/modmirror/shared/auth"
 	"github.com/modmirror/modmirror/shared/store/s3store"
 	"github.com/modmirror/modmirror/shared/store/s3store/s3test"
 	"github.com/modmirror/modmirror/shared/testkit"
@@ -180,30 +181,64 @@ func TestGoCommandThroughFunction(t *testing.T) {
 }
 
 // TestPrivateModules routes private modules to their own upstream, skipping the checksum
-// database, and everything else to the public one.
+// database, serves them only with a token that has their read scope, and sends everything else
+// to the public upstream.
 func TestPrivateModules(t *testing.T) {
 	bootstrap := buildBootstrap(t)
 	srv := s3test.Start(t)
 	pub := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
 	priv := testkit.NewUpstream(t, testkit.Options{Modules: testkit.Synthetic(1)})
+	const token = "lambda-test-token-0123"
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("ci "+auth.HashToken(token)+" public,read:example.com/gen\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fn := startFunction(t, bootstrap, append(srv.Env(),
 		"MODMIRROR_STORE=s3://"+srv.NewBucket(t),
 		"MODMIRROR_UPSTREAM="+pub.URL,
 		"MODMIRROR_SUMDB="+pub.SumDBKey,
 		"MODMIRROR_PRIVATE=example.com/gen",
 		"MODMIRROR_PRIVATE_UPSTREAM="+priv.URL,
+		"MODMIRROR_TOKENS="+tokens,
 	)...)
 	g := testkit.NewGoEnv(t, fn.URL, pub)
 	g.Set("GOSUMDB", pub.SumDBKey)
-	g.Set("GONOSUMDB", "example.com/gen")
-	g.MustRun(t.TempDir(), "mod", "download", "example.com/gen/m000@v1.0.0", "example.com/lib@v1.0.0")
+	g.MustRun(t.TempDir(), "mod", "download", "example.com/lib@v1.0.0")
+
 	const privZip = "/example.com/gen/m000/@v/v1.0.0.zip"
+	get := func(auth string) int {
+		req, err := http.NewRequest(http.MethodGet, fn.URL+privZip, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := get(""); status != http.StatusUnauthorized {
+		t.Errorf("private zip without a token = %d; want 401", status)
+	}
+	if status := get("Bearer " + token); status != http.StatusOK {
+		t.Errorf("private zip with a token = %d; want 200", status)
+	}
 	if priv.Count(privZip) != 1 || pub.Count(privZip) != 0 {
 		t.Errorf("private zip fetched %d times from the private upstream and %d from the public one; want 1 and 0",
 			priv.Count(privZip), pub.Count(privZip))
 	}
 	if n := priv.Count("/example.com/lib/@v/v1.0.0.zip"); n != 0 {
 		t.Errorf("a public module was asked of the private upstream %d times", n)
+	}
+	for _, r := range pub.Requests() {
+		if strings.Contains(r, "example.com/gen") {
+			t.Errorf("the public upstream or checksum database was asked about a private module: %s", r)
+		}
 	}
 }
 
