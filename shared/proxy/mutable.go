@@ -141,7 +141,8 @@ func (h *Handler) serveLatest(x *exchange) {
 }
 
 // serveQuery passes a non-canonical .info query (a branch, a tag prefix) to the upstream. The
-// answer is never stored: it changes as the branch moves.
+// answer is never stored as the version's .info: it changes as the branch moves. Like list and
+// @latest, the last answer is kept apart for stale-on-error.
 func (h *Handler) serveQuery(x *exchange) {
 	x.cache = cacheBypass
 	if x.up == nil {
@@ -149,11 +150,17 @@ func (h *Handler) serveQuery(x *exchange) {
 			fmt.Sprintf("%s: no query is resolved here, since %s; ask for a canonical version", x.req.ModuleVersion(), h.noUpstreamReason(x)))
 		return
 	}
+	ctx := x.r.Context()
+	copyKey := upstreamCopyPrefix + x.req.Key
 	start := time.Now()
-	data, err := fetchSmall(x.r.Context(), x.up, x.req.Key, maxInfo)
+	data, err := h.refresh(ctx, x.up, x.req.Key, copyKey, maxInfo, checkLatest)
 	x.upstream = time.Since(start)
-	if err == nil {
-		err = checkLatest(data)
+	if err != nil && !upstream.IsNotFound(err) {
+		if stale, _, rerr := store.ReadAll(ctx, h.cfg.Store, copyKey, maxInfo); rerr == nil {
+			x.cache = cacheStale
+			h.serveBytes(x, stale, goproxy.CacheShort)
+			return
+		}
 	}
 	if err != nil {
 		h.fillFailed(x, fmt.Errorf("query %s: %w", x.req.ModuleVersion(), err))
@@ -212,8 +219,11 @@ func (h *Handler) refresh(ctx context.Context, up Upstream, key, copyKey string,
 		if err != nil {
 			return nil, err
 		}
-		if _, err := h.cfg.Store.Put(fctx, copyKey, bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
-			h.log.Warn("keep upstream copy", "key", copyKey, "err", err)
+		// A read costs less than a write on object stores, and lists rarely change.
+		if old, _, err := store.ReadAll(fctx, h.cfg.Store, copyKey, limit); err != nil || !bytes.Equal(old, data) {
+			if _, err := h.cfg.Store.Put(fctx, copyKey, bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
+				h.log.Warn("keep upstream copy", "key", copyKey, "err", err)
+			}
 		}
 		h.fresh.add(key, h.cfg.FreshFor)
 		return data, nil

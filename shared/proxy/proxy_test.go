@@ -231,6 +231,7 @@ func TestUpstreamDown(t *testing.T) {
 		"/example.com/lib/@v/v1.1.0.zip",
 		"/example.com/lib/@v/list",
 		"/example.com/lib/@latest",
+		"/example.com/lib/@v/main.info",
 	}
 	want := map[string][]byte{}
 	for _, p := range paths {
