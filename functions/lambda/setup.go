@@ -83,6 +83,7 @@ func setup(ctx context.Context, args []string, getenv func(string) string, logge
 	}
 	cfg.Spool = proxy.TempFileSpool(o.spoolDir)
 	cfg.Redirect = redirectLarge(st, o.inlineMax)
+	cfg.WarmInRequest = true // the function's work ends with its response
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return nil, err

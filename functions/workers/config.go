@@ -14,12 +14,13 @@ import (
 // requests in flight in the same isolate). A larger zip is refused with 502 and not stored.
 const DefaultSpoolLimit = 64 << 20
 
-// options are the Worker's settings, from its vars and secrets (MODMIRROR_<FLAG>).
+// options are the Worker's settings, from its vars and secrets (MODMIRROR_<FLAG>): the ones
+// every host shares and the Worker's own. Settings that name a file elsewhere (-tokens,
+// -private-gosum, -netrc) hold the file's content here: a Worker has no files, so put it in a
+// secret (wrangler secret put MODMIRROR_TOKENS < tokens).
 type options struct {
-	upstreamList string
-	sumdb        string
-	offline      bool
-	spoolLimit   int64
+	config.Settings
+	spoolLimit int64
 }
 
 // parseOptions reads the settings through getenv, which returns "" for a variable that is not
@@ -28,9 +29,7 @@ func parseOptions(getenv func(string) string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.upstreamList, "upstream", "", "upstream proxies in GOPROXY syntax")
-	fs.StringVar(&o.sumdb, "sumdb", "", "checksum database NAME[+KEY [URL]], or off (default: "+config.DefaultSumDBName+")")
-	fs.BoolVar(&o.offline, "offline", false, "serve the bucket only, never the upstream")
+	o.Register(fs)
 	fs.Int64Var(&o.spoolLimit, "spool-limit", DefaultSpoolLimit, "largest zip, in bytes, verified in memory")
 	if err := fs.Parse(nil); err != nil {
 		return nil, err
@@ -38,9 +37,9 @@ func parseOptions(getenv func(string) string) (*options, error) {
 	if err := config.ApplyEnv(fs, getenv); err != nil {
 		return nil, err
 	}
-	if !o.offline {
-		o.upstreamList = config.UpstreamList(o.upstreamList)
-		if o.upstreamList == "" {
+	if !o.Offline {
+		o.Upstream = config.UpstreamList(o.Upstream)
+		if o.Upstream == "" {
 			return nil, errors.New(config.EnvName("upstream") + " is not set: set it to the upstream proxy list (as GOPROXY) in wrangler.toml [vars] or with wrangler deploy --var, or set " + config.EnvName("offline") + "=true")
 		}
 	}
@@ -49,3 +48,7 @@ func parseOptions(getenv func(string) string) (*options, error) {
 	}
 	return o, nil
 }
+
+// secretContent is the Worker's readFile: a setting that names a file elsewhere holds the
+// content itself.
+func secretContent(value string) ([]byte, error) { return []byte(value), nil }

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/dirstore"
 	"github.com/modmirror/modmirror/shared/store/storetest"
@@ -264,7 +265,7 @@ func directoryStoreKeys(t *testing.T, up *testkit.Upstream) []string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	o := &options{upstreamList: up.URL, sumdb: up.SumDBKey, spoolLimit: DefaultSpoolLimit}
+	o := &options{Settings: config.Settings{Upstream: up.URL, SumDB: up.SumDBKey, Anonymous: true}, spoolLimit: DefaultSpoolLimit}
 	h, err := buildHandler(st, o, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -1,43 +1,26 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 
-	"github.com/modmirror/modmirror/shared/checksum"
-	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
 
 // buildHandler wires the proxy core: st for objects and checksum-database state, the upstream
-// and checksum database from o, reached through transport.
+// and checksum database from o, reached through transport. A warm fills before it answers: the
+// Worker's work ends with its response.
 func buildHandler(st store.Store, o *options, transport http.RoundTripper, logger *slog.Logger) (http.Handler, error) {
-	cfg := proxy.Config{Store: st, Logger: logger, Spool: memSpooler{limit: o.spoolLimit}}
-	upOpts := upstream.Options{Logger: logger, Transport: transport}
-	var up *upstream.Client
-	if !o.offline {
-		var err error
-		if up, err = upstream.New(o.upstreamList, upOpts); err != nil {
-			return nil, err
-		}
-		cfg.Upstream = up
-	}
-	db, err := config.ParseSumDB(o.sumdb)
+	cfg, _, err := o.Proxy(context.Background(), st, logger, secretContent, upstream.Options{Logger: logger, Transport: transport})
 	if err != nil {
 		return nil, err
 	}
-	if db != nil {
-		dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
-		if up != nil {
-			dbc.Remote = config.SumDBRemote(up, db, upOpts)
-		}
-		if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
-			return nil, err
-		}
-	}
+	cfg.Spool = memSpooler{limit: o.spoolLimit}
+	cfg.WarmInRequest = true
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return nil, err

@@ -96,13 +96,13 @@ func TestParseOptions(t *testing.T) {
 		return func(k string) string { return m[k] }
 	}
 	o, err := parseOptions(env("MODMIRROR_UPSTREAM", "http://a.example,direct", "MODMIRROR_SUMDB", "off"))
-	if err != nil || o.upstreamList != "http://a.example" || o.sumdb != "off" || o.spoolLimit != DefaultSpoolLimit {
+	if err != nil || o.Upstream != "http://a.example" || o.SumDB != "off" || o.spoolLimit != DefaultSpoolLimit {
 		t.Errorf("parseOptions = %+v, %v; want upstream without direct, sumdb off, default spool limit", o, err)
 	}
 	if _, err := parseOptions(env()); err == nil || !strings.Contains(err.Error(), "MODMIRROR_UPSTREAM is not set") {
 		t.Errorf("no upstream: %v; want an error naming MODMIRROR_UPSTREAM", err)
 	}
-	if o, err := parseOptions(env("MODMIRROR_OFFLINE", "true")); err != nil || !o.offline {
+	if o, err := parseOptions(env("MODMIRROR_OFFLINE", "true")); err != nil || !o.Offline {
 		t.Errorf("offline without upstream: %+v, %v", o, err)
 	}
 	for _, bad := range [][]string{

@@ -75,6 +75,9 @@ type Config struct {
 	PrivateGoSum    []checksum.Line
 	// MaxFills bounds the fills running at once; more wait for a slot. Default 32.
 	MaxFills int
+	// WarmInRequest makes POST /_mirror/warm fill before it answers, for hosts whose work ends
+	// with the response (Lambda, Workers); otherwise it answers 202 and fills in the background.
+	WarmInRequest bool
 }
 
 // Handler serves the GOPROXY protocol. Create it with New.
@@ -221,6 +224,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(x *exchange) {
+	if x.r.URL.Path == WarmPath {
+		h.serveWarm(x)
+		return
+	}
 	if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
 		x.w.Header().Set("Allow", "GET, HEAD")
 		h.fail(x, http.StatusMethodNotAllowed, goproxy.CacheNoStore, fmt.Sprintf("method %s not allowed: a module proxy answers GET and HEAD", x.r.Method))
