@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -151,6 +152,18 @@ func TestMixedLoad(t *testing.T) {
 	if checked != 2*len(mods) {
 		t.Fatalf("verified %d stored .mod and .zip files; want %d", checked, 2*len(mods))
 	}
+
+	// And the generator's verify, which checks a store the proxy filled against the checksum
+	// database, agrees.
+	gen := filepath.Join(t.TempDir(), "generator")
+	if out, err := exec.Command("go", "build", "-o", gen, "../../generator").CombinedOutput(); err != nil {
+		t.Fatalf("build generator: %v\n%s", err, out)
+	}
+	out, err := exec.Command(gen, "verify", "-sumdb", up.SumDBKey, "-upstream", up.URL, storeDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("generator verify of the store after the load: %v\n%s", err, out)
+	}
+	t.Logf("generator verify: %s", strings.TrimSpace(string(out)))
 }
 
 func tail(s string, n int) string {
