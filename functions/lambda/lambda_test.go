@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +34,7 @@ func buildBootstrap(t *testing.T) string {
 // function is the bootstrap running under the Runtime API emulator.
 type function struct {
 	*lambdaemu.Function
-	log   *syncBuffer
+	log   *testkit.Buffer
 	spool string // the function's TMPDIR
 }
 
@@ -43,7 +42,7 @@ type function struct {
 // URL, and stops it when the test ends.
 func startFunction(t *testing.T, bootstrap string, env ...string) *function {
 	t.Helper()
-	f := &function{log: &syncBuffer{}, spool: t.TempDir()}
+	f := &function{log: &testkit.Buffer{}, spool: t.TempDir()}
 	fn, err := lambdaemu.Start(t.Context(), lambdaemu.Options{
 		Bootstrap: bootstrap,
 		Env:       append([]string{"TMPDIR=" + f.spool, "HOME=" + t.TempDir()}, env...),
@@ -293,21 +292,3 @@ func TestConfiguration(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// syncBuffer is a bytes.Buffer the function's output and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

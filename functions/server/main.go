@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           withHealth(handler),
+		Handler:           proxy.WithHealth(handler),
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    o.maxRequestHeaderBytes,
@@ -195,20 +195,6 @@ func redirectTo(base string) func(context.Context, store.Info) (string, error) {
 	return func(_ context.Context, info store.Info) (string, error) {
 		return base + "/" + strings.ReplaceAll(info.Key, "+", "%2B"), nil
 	}
-}
-
-// withHealth answers /healthz itself and everything else with the proxy. It avoids
-// http.ServeMux, which would clean and redirect the hostile paths the proxy must refuse.
-func withHealth(proxy http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			io.WriteString(w, "ok\n")
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})
 }
 
 func redactedList(up *upstream.Client) []string {

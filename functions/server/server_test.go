@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +34,7 @@ func serverBinary(t *testing.T) string {
 type process struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *lockedBuffer
+	logs *testkit.Buffer
 	done chan struct{} // closed when the process has exited; err is then its exit error
 	err  error
 }
@@ -53,7 +52,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, logs: &testkit.Buffer{}, done: make(chan struct{})}
 	urlc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -253,23 +252,4 @@ func TestBadConfiguration(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer collects log lines from the server's stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) WriteLine(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-	b.buf.WriteByte('\n')
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

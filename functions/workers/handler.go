@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -25,19 +24,5 @@ func buildHandler(st store.Store, o *options, transport http.RoundTripper, logge
 	if err != nil {
 		return nil, err
 	}
-	return withHealth(h), nil
-}
-
-// withHealth answers /healthz itself and everything else with the proxy, as the self-hosted
-// server does (no http.ServeMux: it would clean and redirect paths the proxy must refuse).
-func withHealth(proxy http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			io.WriteString(w, "ok\n")
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})
+	return proxy.WithHealth(h), nil
 }

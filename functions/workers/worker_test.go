@@ -93,7 +93,7 @@ func (tl *tools) buildWorker(t *testing.T, dir string, tags ...string) {
 // worker is a running `wrangler dev --local`.
 type worker struct {
 	url  string
-	logs *lockedBuffer
+	logs *testkit.Buffer
 	stop func() // stops wrangler and workerd; idempotent
 }
 
@@ -112,7 +112,7 @@ func (tl *tools) startWorker(t *testing.T, dir, persist string, vars map[string]
 	cmd.Dir = dir
 	cmd.Env = append(tl.env, "XDG_CONFIG_HOME="+filepath.Join(dir, ".config"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // wrangler starts workerd: stop both
-	w := &worker{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &lockedBuffer{}}
+	w := &worker{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &testkit.Buffer{}}
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -172,25 +172,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer collects output lines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) WriteLine(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-	b.buf.WriteByte('\n')
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // parallel runs fns at once and returns when all are done.

@@ -37,12 +37,12 @@ var secretModule = &testkit.Module{
 type accessEnv struct {
 	public, private *testkit.Upstream
 	srv             *httptest.Server
-	logs            *syncBuffer
+	logs            *testkit.Buffer
 }
 
 func newAccessEnv(t *testing.T, anonymous bool, privateGoSum []checksum.Line) *accessEnv {
 	t.Helper()
-	e := &accessEnv{logs: &syncBuffer{}}
+	e := &accessEnv{logs: &testkit.Buffer{}}
 	e.public = testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
 	e.private = testkit.NewUpstream(t, testkit.Options{Modules: []*testkit.Module{secretModule}, SumDBName: "private.test"})
 	tokens, err := auth.ParseTokens([]byte(

@@ -68,7 +68,7 @@ func TestUpstreamFaults(t *testing.T) {
 	up := testkit.NewUpstream(t, testkit.Options{Modules: mods})
 	faulty := newFaultyUpstream(t, up)
 	st := memstore.New()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	client, err := upstream.New(faulty.srv.URL, upstream.Options{
 		HeaderTimeout: 300 * time.Millisecond, Timeout: 2 * time.Second, Attempts: 2, BaseBackoff: 10 * time.Millisecond,

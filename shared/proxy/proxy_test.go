@@ -33,7 +33,7 @@ type env struct {
 	store store.Store
 	dir   string
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 }
 
 type envOptions struct {
@@ -47,7 +47,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}, mods: testkit.MustLoadFixtures(t)}
+	e := &env{logs: &testkit.Buffer{}, mods: testkit.MustLoadFixtures(t)}
 	e.up = o.up
 	if e.up == nil {
 		e.up = testkit.NewUpstream(t, testkit.Options{Modules: e.mods})
@@ -526,22 +526,4 @@ func TestRedirect(t *testing.T) {
 			t.Errorf("Redirect asked about %s", key)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

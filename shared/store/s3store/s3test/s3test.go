@@ -7,7 +7,6 @@
 package s3test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/modmirror/modmirror/shared/testkit"
 )
 
 // Version is the versitygw release the tests are written against.
@@ -46,7 +47,7 @@ type Server struct {
 
 	client *s3.Client
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testkit.Buffer
 
 	mu      sync.Mutex
 	buckets int
@@ -103,7 +104,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		AccessKey: "modmirror-test",
 		SecretKey: "modmirror-test-secret",
 		Dir:       tb.TempDir(),
-		log:       &lockedBuffer{},
+		log:       &testkit.Buffer{},
 	}
 	s.cmd = exec.Command(bin,
 		"--access", s.AccessKey, "--secret", s.SecretKey, "--region", Region,
@@ -200,21 +201,3 @@ func (s *Server) NewBucket(tb testing.TB) string {
 
 // Log returns what the server has logged.
 func (s *Server) Log() string { return s.log.String() }
-
-// lockedBuffer is a bytes.Buffer that the server's output and the test may share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
