@@ -253,3 +253,32 @@ func TestBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+func TestShutdownFinishesAbandonedFills(t *testing.T) {
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
+	up.Delay(700 * time.Millisecond)
+	storeDir := t.TempDir()
+	p := start(t, serverBinary(t), nil, "-store", storeDir, "-upstream", up.URL, "-sumdb", "off")
+
+	// The client gives up mid-fill; the fill goes on without it, and no request is in flight
+	// when the server is told to stop: only the fill itself holds the shutdown.
+	const path = "/example.com/lib/@v/v1.1.0.zip"
+	impatient := &http.Client{Timeout: 100 * time.Millisecond}
+	if _, err := impatient.Get(p.url + path); err == nil {
+		t.Fatal("the impatient client got an answer within 100ms from an upstream that takes 700ms")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("server still running 10s after SIGTERM")
+	}
+	if p.err != nil {
+		t.Fatalf("server exited with %v\n%s", p.err, p.logs)
+	}
+	if _, err := os.Stat(filepath.Join(storeDir, strings.TrimPrefix(path, "/"))); err != nil {
+		t.Fatalf("the fill its client abandoned was not finished before the server stopped: %v\n%s", err, p.logs)
+	}
+}
