@@ -1,0 +1,535 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modmirror/modmirror/shared/testkit"
+)
+
+// bigPath and bigVersion name the big module of the peak-RSS measurement.
+const (
+	bigPath    = "example.com/big"
+	bigVersion = "v1.0.0"
+)
+
+// bench is one benchmark run: its fixtures and the commands it ran, for the report.
+type bench struct {
+	cfg       *config
+	tb        *benchTB
+	root      string
+	progress  io.Writer
+	loadStart string
+
+	repo     string // the repository's root
+	server   string // the server binary
+	nginx    string // the nginx binary, or "" with nginxErr
+	nginxErr error
+	mods     []*testkit.Module
+	big      *testkit.BigModule
+	up       *testkit.Upstream
+	project  string // the module whose go mod download is measured
+	commands []string
+}
+
+// row is one line of the results table.
+type row struct {
+	metric, ours, ref, ratio, goal string
+	pass                           bool
+	// context marks a row that is not one of the goals, only there to explain another.
+	context bool
+	err     error
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.progress, "bench/core: "+format+"\n", args...)
+}
+
+// setup builds the server and the fixtures. It reports failures through b.tb, so run it
+// under catch.
+func (b *bench) setup() error {
+	var err error
+	if b.repo, err = testkit.RepoRoot(); err != nil {
+		return err
+	}
+	b.nginx, b.nginxErr = findNginx()
+
+	if b.cfg.serverBin != "" {
+		if b.server, err = filepath.Abs(b.cfg.serverBin); err != nil {
+			return fmt.Errorf("-server: %w", err)
+		}
+		b.commands = append(b.commands, "# server binary given with -server "+b.cfg.serverBin)
+	} else {
+		b.logf("building the server")
+		b.server = filepath.Join(b.root, "server")
+		build := exec.CommandContext(b.tb.Context(), "go", "build", "-o", b.server, "./functions/server")
+		build.Dir = b.repo
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./functions/server: %w\n%s", err, out)
+		}
+		b.commands = append(b.commands, "go build -o $TMP/server ./functions/server")
+	}
+
+	b.logf("making %d synthetic modules and a %d MiB module zip", b.cfg.modules, b.cfg.zipMiB)
+	b.mods = testkit.Synthetic(b.cfg.modules)
+	b.big = testkit.NewBig(b.tb, bigPath, bigVersion, b.cfg.zipMiB<<20)
+	b.up = testkit.NewUpstream(b.tb, testkit.Options{Modules: b.mods, Big: []*testkit.BigModule{b.big}})
+
+	if err := b.fillSumDB(); err != nil {
+		return err
+	}
+
+	b.project = filepath.Join(b.root, "project")
+	if err := os.Mkdir(b.project, 0o755); err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	var gomod strings.Builder
+	gomod.WriteString("module example.com/benchproject\n\ngo 1.21\n\nrequire (\n")
+	for _, m := range b.mods {
+		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
+	}
+	gomod.WriteString(")\n")
+	if err := os.WriteFile(filepath.Join(b.project, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.project, "go.sum"), testkit.GoSumFile(b.mods...), 0o644); err != nil {
+		return fmt.Errorf("project: %w", err)
+	}
+	return nil
+}
+
+// fillSumDB looks every module up in the upstream's checksum database once. The test database
+// adds a record to its tree at a module's first lookup, so without this every fill through the
+// server would see a new tree head (a tile to fetch, a tree head to replace); the public database
+// already holds every public module and its tree head moves every few seconds, not at every lookup.
+func (b *bench) fillSumDB() error {
+	paths := make([]string, 0, len(b.mods)+1)
+	for _, m := range b.mods {
+		paths = append(paths, m.Path+"@"+m.Version)
+	}
+	paths = append(paths, b.big.Path+"@"+b.big.Version)
+	for _, p := range paths {
+		mod, vers, _ := strings.Cut(p, "@")
+		esc, err := module.EscapePath(mod)
+		if err != nil {
+			return fmt.Errorf("checksum database: %w", err)
+		}
+		url := b.up.URL + "/sumdb/" + b.up.SumDBName + "/lookup/" + esc + "@" + vers
+		if err := b.fetchSize(b.tb.Context(), url, -1); err != nil {
+			return fmt.Errorf("checksum database: %w", err)
+		}
+	}
+	return nil
+}
+
+// newStore returns a new, empty store directory that nginx's workers may read.
+func (b *bench) newStore(name string) (string, error) {
+	dir, err := os.MkdirTemp(b.root, name+"-")
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	return dir, nil
+}
+
+// startServer starts the server on a new empty store, filling from the fake upstream and
+// verifying against its checksum database through the upstream's /sumdb/ endpoints.
+func (b *bench) startServer(ctx context.Context, name string) (*server, error) {
+	storeDir, err := b.newStore(name + "-store")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := b.newStore(name)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, b.server, dir, storeDir, "-upstream", b.up.URL, "-sumdb", b.up.SumDBKey)
+	if err != nil {
+		return nil, err
+	}
+	b.tb.Cleanup(srv.stop)
+	return srv, nil
+}
+
+// measure takes every measurement in turn; a failed one becomes a row with its error.
+func (b *bench) measure(ctx context.Context) []row {
+	b.commands = append(b.commands,
+		"$TMP/server -listen 127.0.0.1:0 -store $TMP/STORE -upstream http://127.0.0.1:UPSTREAM -sumdb sumdb.test+KEY 2>$TMP/server.log")
+	var rows []row
+	var srv *server
+	dl := []row{
+		{metric: fmt.Sprintf("warm `go mod download`, %d modules (s)", b.cfg.modules), goal: "<= 1.1x"},
+		{metric: fmt.Sprintf("cold `go mod download`, %d modules, empty store (s)", b.cfg.modules), goal: "<= 1.3x"},
+	}
+	err := catch(func() error {
+		var err error
+		srv, err = b.downloads(ctx, dl)
+		return err
+	})
+	if err != nil {
+		dl[0].err, dl[1].err = err, err
+	}
+	var far []row
+	if b.cfg.latency > 0 {
+		far = append(far, row{
+			metric:  fmt.Sprintf("cold `go mod download`, upstream %s away (context)", b.cfg.latency),
+			goal:    "<= 1.3x",
+			context: true,
+		})
+		far[0].err = catch(func() error { return b.farDownloads(ctx, &far[0]) })
+	}
+
+	rps := row{metric: fmt.Sprintf("cached `.mod` requests/s (%d conns, %d requests)", b.cfg.conns, b.cfg.requests), goal: ">= 0.9x"}
+	if srv != nil {
+		rps.err = catch(func() error { return b.requestsPerSecond(ctx, srv, &rps) })
+		srv.stop()
+	} else {
+		rps.err = fmt.Errorf("not measured: no filled store (%v)", err)
+	}
+	rows = append(rows, rps, dl[0], dl[1])
+	rows = append(rows, far...)
+
+	rss := row{metric: fmt.Sprintf("peak RSS filling and serving a %d MiB zip (MiB)", b.cfg.zipMiB), goal: "<= 64 MiB"}
+	rss.err = catch(func() error { return b.peakRSS(ctx, &rss) })
+	return append(rows, rss)
+}
+
+// downloads measures go mod download straight from the upstream, through a server with an
+// empty store (cold) and through the same server again (warm), -runs times each, and fills in
+// warm and cold. It returns the last server, still running, with its store filled.
+func (b *bench) downloads(ctx context.Context, rows []row) (*server, error) {
+	b.logf("go mod download: warming up (not counted)")
+	if _, err := b.goModDownload(b.up.URL, false); err != nil {
+		return nil, err
+	}
+	b.commands = append(b.commands,
+		"cd $TMP/project && GOPROXY=http://127.0.0.1:UPSTREAM GOSUMDB='sumdb.test+KEY http://127.0.0.1:UPSTREAM/sumdb/sumdb.test' GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # direct",
+		"cd $TMP/project && GOPROXY=http://127.0.0.1:SERVER GOSUMDB=sumdb.test+KEY GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # cold: new server, empty store; warm: again",
+	)
+	var direct, cold, warm []time.Duration
+	var srv *server
+	for i := range b.cfg.runs {
+		if srv != nil {
+			srv.stop()
+		}
+		d, err := b.goModDownload(b.up.URL, false)
+		if err != nil {
+			return nil, err
+		}
+		direct = append(direct, d)
+		if srv, err = b.startServer(ctx, "dl"); err != nil {
+			return nil, err
+		}
+		c, err := b.goModDownload(srv.url, true)
+		if err != nil {
+			srv.stop()
+			return nil, err
+		}
+		cold = append(cold, c)
+		w, err := b.goModDownload(srv.url, true)
+		if err != nil {
+			srv.stop()
+			return nil, err
+		}
+		warm = append(warm, w)
+		b.logf("go mod download run %d: direct %.3fs, cold %.3fs, warm %.3fs", i+1, d.Seconds(), c.Seconds(), w.Seconds())
+	}
+	md, mc, mw := median(direct), median(cold), median(warm)
+	fillTimes(&rows[0], mw, md, 1.1)
+	fillTimes(&rows[1], mc, md, 1.3)
+	return srv, nil
+}
+
+// fillTimes fills in a row comparing the time ours with the reference ref, whose goal is a
+// ratio of at most limit.
+func fillTimes(r *row, ours, ref time.Duration, limit float64) {
+	ratio := ours.Seconds() / ref.Seconds()
+	r.ours = fmt.Sprintf("%.2f", ours.Seconds())
+	r.ref = fmt.Sprintf("%.2f (direct)", ref.Seconds())
+	r.ratio = fmt.Sprintf("%.2fx", ratio)
+	r.pass = ratio <= limit
+}
+
+// farDownloads measures go mod download straight from the upstream and through a server with
+// an empty store once more, with every upstream answer (checksum database included) delayed by
+// -latency, as from an upstream across a network: there the proxy's extra round trips to the
+// checksum database count as they do in use, and its local work counts for less.
+func (b *bench) farDownloads(ctx context.Context, r *row) error {
+	b.up.Delay(b.cfg.latency)
+	defer b.up.Delay(0)
+	b.logf("go mod download with the upstream %s away", b.cfg.latency)
+	direct, err := b.goModDownload(b.up.URL, false)
+	if err != nil {
+		return err
+	}
+	srv, err := b.startServer(ctx, "far")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	cold, err := b.goModDownload(srv.url, true)
+	if err != nil {
+		return err
+	}
+	b.logf("go mod download with the upstream %s away: direct %.3fs, cold %.3fs", b.cfg.latency, direct.Seconds(), cold.Seconds())
+	fillTimes(r, cold, direct, 1.3)
+	return nil
+}
+
+// goModDownload runs go mod download in the project with a fresh module cache through
+// proxyURL, checks that every module's zip arrived, and returns how long the command took.
+// viaProxy makes the go command reach the checksum database through the proxy (it needs it
+// only if go.sum lacked a hash).
+func (b *bench) goModDownload(proxyURL string, viaProxy bool) (time.Duration, error) {
+	env := testkit.NewGoEnv(b.tb, proxyURL, b.up)
+	if viaProxy {
+		env.Set("GOSUMDB", b.up.SumDBKey)
+	}
+	defer os.RemoveAll(env.GOMODCACHE)
+	start := time.Now()
+	out, err := env.Run(b.project, "mod", "download")
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("%w\n%s", err, out)
+	}
+	for _, m := range b.mods {
+		esc, err := module.EscapePath(m.Path)
+		if err != nil {
+			return 0, fmt.Errorf("go mod download: %w", err)
+		}
+		zip := filepath.Join(env.GOMODCACHE, "cache", "download", filepath.FromSlash(esc), "@v", m.Version+".zip")
+		if _, err := os.Stat(zip); err != nil {
+			return 0, fmt.Errorf("go mod download through %s did not download %s: %w", proxyURL, m, err)
+		}
+	}
+	return elapsed, nil
+}
+
+// requestsPerSecond measures cached .mod requests per second through srv, whose store holds
+// every synthetic module, and through nginx serving the same directory.
+func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) error {
+	targets := make([]target, len(b.mods))
+	for i, m := range b.mods {
+		esc, err := module.EscapePath(m.Path)
+		if err != nil {
+			return fmt.Errorf("requests/s: %w", err)
+		}
+		targets[i] = target{path: "/" + esc + "/@v/" + m.Version + ".mod", size: int64(len(m.GoMod()))}
+		if _, err := os.Stat(filepath.Join(srv.store, filepath.FromSlash(targets[i].path))); err != nil {
+			return fmt.Errorf("requests/s: the store lacks %s: %w", targets[i].path, err)
+		}
+	}
+	measure := func(name, addr string) (float64, error) {
+		if b.cfg.warmup > 0 {
+			if _, err := load(ctx, addr, targets, b.cfg.conns, b.cfg.warmup); err != nil {
+				return 0, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		res, err := load(ctx, addr, targets, b.cfg.conns, b.cfg.requests)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		b.logf("requests/s: %s: %d requests in %.3fs: %.0f/s", name, res.requests, res.elapsed.Seconds(), res.perSecond())
+		return res.perSecond(), nil
+	}
+
+	addr, err := hostPort(srv.url)
+	if err != nil {
+		return err
+	}
+	ours, err := measure("modmirror", addr)
+	if err != nil {
+		return err
+	}
+	r.ours = thousands(ours)
+	if b.nginxErr != nil {
+		return b.nginxErr
+	}
+	dir, err := b.newStore("nginx")
+	if err != nil {
+		return err
+	}
+	ng, ngAddr, err := startNginx(ctx, b.nginx, dir, srv.store, b.cfg.nginxWorkers)
+	if err != nil {
+		return err
+	}
+	b.tb.Cleanup(ng.stop)
+	defer ng.stop()
+	b.commands = append(b.commands, "nginx -c $TMP/nginx.conf -p $TMP -e $TMP/error.log   # nginx.conf below")
+	ref, err := measure("nginx", ngAddr)
+	if err != nil {
+		return err
+	}
+	ratio := ours / ref
+	r.ref = thousands(ref) + " (nginx)"
+	r.ratio = fmt.Sprintf("%.2fx", ratio)
+	r.pass = ratio >= 0.9
+	return nil
+}
+
+// peakRSS starts a server on an empty store, asks it for the big module's zip (a fill, then a
+// serve), then four times at once (served from the store), and reads the server's VmHWM.
+func (b *bench) peakRSS(ctx context.Context, r *row) error {
+	srv, err := b.startServer(ctx, "rss")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	start, err := peakRSS(srv.pid())
+	if err != nil {
+		return err
+	}
+	esc, err := module.EscapePath(bigPath)
+	if err != nil {
+		return fmt.Errorf("peak RSS: %w", err)
+	}
+	zipURL := srv.url + "/" + esc + "/@v/" + bigVersion + ".zip"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	if err := b.fetchSize(ctx, zipURL, b.big.ZipSize); err != nil {
+		return err
+	}
+	b.logf("peak RSS: cold zip (fill and serve) in %.2fs", time.Since(t0).Seconds())
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = b.fetchSize(ctx, zipURL, b.big.ZipSize) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	peak, err := peakRSS(srv.pid())
+	if err != nil {
+		return err
+	}
+	b.logf("peak RSS: %.1f MiB after start, %.1f MiB after the zip", mib(start), mib(peak))
+	b.commands = append(b.commands,
+		fmt.Sprintf("curl -o /dev/null http://127.0.0.1:SERVER/%s/@v/%s.zip   # once on an empty store, then 4 at once; then grep VmHWM /proc/$SERVER_PID/status", esc, bigVersion))
+	r.ours = fmt.Sprintf("%.1f", mib(peak))
+	r.ref = fmt.Sprintf("%.1f (at start)", mib(start))
+	r.ratio = "—"
+	r.pass = peak <= 64<<20
+	return nil
+}
+
+// fetchSize GETs url and checks that the answer is 200 with want bytes (any number if want is
+// negative).
+func (b *bench) fetchSize(ctx context.Context, url string, want int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK || want >= 0 && n != want {
+		return fmt.Errorf("GET %s: %s with %d bytes, want 200 with %d", url, resp.Status, n, want)
+	}
+	return nil
+}
+
+// report prints the results table and how they were made.
+func (b *bench) report(w io.Writer, rows []row) {
+	fmt.Fprintf(w, "### Self-hosted server (`go run ./bench/core`)\n\n")
+	fmt.Fprintf(w, "| metric | modmirror | reference | ratio | goal | result |\n|---|---:|---:|---:|---|---|\n")
+	for _, r := range rows {
+		result := "pass"
+		switch {
+		case r.err != nil:
+			result = "error: " + strings.ReplaceAll(firstLine(r.err.Error()), "|", `\|`)
+		case r.context && r.pass:
+			result = "(would pass; not a goal)"
+		case r.context:
+			result = "(would fail; not a goal)"
+		case !r.pass:
+			result = "**FAIL**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.metric, dash(r.ours), dash(r.ref), dash(r.ratio), r.goal, result)
+	}
+	runs := "one run"
+	if b.cfg.runs > 1 {
+		runs = fmt.Sprintf("one run, but for the warm and cold `go mod download` figures: the median of %d runs", b.cfg.runs)
+	}
+	fmt.Fprintf(w, "\nRatios: modmirror / reference. Each figure is from %s. GOMAXPROCS %d; "+
+		"load average %s at the start, %s at the end (other work on the machine makes figures noisy).\n\n",
+		runs, runtime.GOMAXPROCS(0), b.loadStart, loadAvg())
+	fmt.Fprintf(w, "Setup, all on 127.0.0.1: a fake upstream (`shared/testkit`, in the benchmark's process, "+
+		"serving from memory) with its own checksum database serves %d synthetic modules "+
+		"(`example.com/gen/mNNN`) and `%s@%s` (a %d MiB zip of incompressible data). "+
+		"The server logs one JSON line per request to a file, as a user runs it; nginx (%d workers, sendfile, "+
+		"keep-alive) logs an access line per request to a file too. The requests/s load generator "+
+		"(in `bench/core`) keeps %d HTTP/1.1 connections with one request in flight each, cycling over the "+
+		"%d `.mod` files, after %d warm-up requests; the same for both servers. "+
+		"`go mod download` runs in a module that requires every synthetic module, with its go.sum "+
+		"(so the go command itself never asks the checksum database, while the server verifies every fill), "+
+		"and a fresh GOMODCACHE each time. The checksum database holds every module before the first "+
+		"measurement, as the public one holds every public module.",
+		b.cfg.modules, bigPath, bigVersion, b.cfg.zipMiB, b.cfg.nginxWorkers, b.cfg.conns, b.cfg.modules, b.cfg.warmup)
+	if b.cfg.latency > 0 {
+		fmt.Fprintf(w, " The context row delays every answer of the upstream (checksum database included) by %s "+
+			"(`testkit.Upstream.Delay`), for one more direct and one more cold run.", b.cfg.latency)
+	}
+	fmt.Fprintf(w, "\n\n")
+	fmt.Fprintf(w, "Commands (`$TMP` is the benchmark's temporary directory; ports and key are chosen at run time):\n\n```sh\n%s\n```\n\n",
+		strings.Join(b.commands, "\n"))
+	fmt.Fprintf(w, "<details><summary>nginx.conf</summary>\n\n```nginx\n%s```\n</details>\n",
+		fmt.Sprintf(nginxConf, "$TMP", "127.0.0.1:PORT", "$TMP/STORE", b.cfg.nginxWorkers))
+}
+
+// median returns the median of ds (the lower middle one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+// thousands formats a rate as an integer with thousands separators.
+func thousands(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func dash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, in  string
+		size      int64
+		keepAlive bool
+		wantErr   bool
+	}{
+		{name: "ok", in: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello", size: 5, keepAlive: true},
+		{name: "close", in: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nConnection: close\r\n\r\n", size: 0},
+		{name: "status", in: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", wantErr: true},
+		{name: "chunked", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", wantErr: true},
+		{name: "no length", in: "HTTP/1.1 200 OK\r\n\r\n", wantErr: true},
+		{name: "short body", in: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			size, keepAlive, err := readResponse(bufio.NewReader(strings.NewReader(tc.in)))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && (size != tc.size || keepAlive != tc.keepAlive) {
+				t.Errorf("got size %d, keep-alive %v; want %d, %v", size, keepAlive, tc.size, tc.keepAlive)
+			}
+		})
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 65432.4: "65,432", 1234567: "1,234,567"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := median([]time.Duration{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v, want 2", got)
+	}
+}
+
+func TestPeakRSS(t *testing.T) {
+	n, err := peakRSS(os.Getpid())
+	if err != nil {
+		t.Skip(err) // no /proc
+	}
+	if n <= 0 {
+		t.Errorf("peakRSS = %d", n)
+	}
+}
+
+func TestCatch(t *testing.T) {
+	tb := newBenchTB(t.Context(), t.TempDir())
+	err := catch(func() error {
+		tb.Fatalf("failed %d", 1)
+		return nil
+	})
+	if err == nil || err.Error() != "failed 1" || !tb.Failed() {
+		t.Errorf("catch = %v, Failed = %v", err, tb.Failed())
+	}
+}
