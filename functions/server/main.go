@@ -105,7 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logs := newLogWriter(stderr, 100*time.Millisecond)
+	defer logs.Close()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 
 	st, err := storeurl.Open(ctx, o.storeDir)
 	if err != nil {

@@ -34,10 +34,15 @@ func (h *Handler) serveImmutable(x *exchange) {
 		x.cache = cacheHit
 		return
 	}
+	if o, ok := h.small.get(x.req.Key); ok {
+		x.cache = cacheHit
+		h.serveCached(x, o)
+		return
+	}
 	obj, err := h.cfg.Store.Open(ctx, x.req.Key)
 	if err == nil {
 		x.cache = cacheHit
-		h.serveObject(x, obj, goproxy.CacheImmutable)
+		h.serveImmutableObject(x, obj)
 		return
 	}
 	if !errors.Is(err, store.ErrNotExist) {
@@ -70,7 +75,25 @@ func (h *Handler) serveImmutable(x *exchange) {
 		h.storeFailed(x, err)
 		return
 	}
-	h.serveObject(x, obj, goproxy.CacheImmutable)
+	h.serveImmutableObject(x, obj)
+}
+
+// serveImmutableObject serves a stored immutable object, keeping a copy in memory if it is small.
+func (h *Handler) serveImmutableObject(x *exchange, obj store.Object) {
+	info := obj.Info()
+	if h.small == nil || x.req.Kind == goproxy.Zip || info.Size < 0 || info.Size > maxCachedObject {
+		h.serveObject(x, obj, goproxy.CacheImmutable)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(obj, maxCachedObject+1))
+	obj.Close()
+	if err != nil || int64(len(data)) != info.Size {
+		h.storeFailed(x, fmt.Errorf("read %s: %d of %d bytes: %v", info.Key, len(data), info.Size, err))
+		return
+	}
+	o := cachedObject{data: data, info: info}
+	h.small.put(x.req.Key, o)
+	h.serveCached(x, o)
 }
 
 // redirect answers a stored immutable object with a redirect, if Config.Redirect gives a URL

@@ -71,3 +71,29 @@ func TestExpiringSet(t *testing.T) {
 		t.Fatal("the newest key was dropped")
 	}
 }
+
+func TestMemCache(t *testing.T) {
+	c := newMemCache(100)
+	obj := func(n int) cachedObject { return cachedObject{data: make([]byte, n)} }
+	c.put("a", obj(40))
+	c.put("b", obj(40))
+	if _, ok := c.get("a"); !ok {
+		t.Fatal("a missing")
+	}
+	c.put("c", obj(40)) // over budget: something else goes
+	if c.size > 100 {
+		t.Fatalf("cache holds %d bytes; budget 100", c.size)
+	}
+	if _, ok := c.get("c"); !ok {
+		t.Fatal("the newest object was not kept")
+	}
+	c.put("big", obj(maxCachedObject+1))
+	if _, ok := c.get("big"); ok {
+		t.Fatal("an object over maxCachedObject was kept")
+	}
+	var off *memCache = newMemCache(-1)
+	off.put("a", obj(1))
+	if _, ok := off.get("a"); ok {
+		t.Fatal("a disabled cache kept an object")
+	}
+}

@@ -75,6 +75,9 @@ type Config struct {
 	PrivateGoSum    []checksum.Line
 	// MaxFills bounds the fills running at once; more wait for a slot. Default 32.
 	MaxFills int
+	// MemoryCache is how many bytes of small immutable objects (.info, .mod) are kept in memory
+	// to answer hits without the store. Default 32 MiB; negative turns it off.
+	MemoryCache int64
 	// WarmInRequest makes POST /_mirror/warm fill before it answers, for hosts whose work ends
 	// with the response (Lambda, Workers); otherwise it answers 202 and fills in the background.
 	WarmInRequest bool
@@ -91,6 +94,8 @@ type Handler struct {
 	fresh *expiringSet
 	// privateSums holds PrivateGoSum by "path version" and "path version/go.mod".
 	privateSums map[string]string
+	// small keeps small immutable objects in memory; nil when off.
+	small *memCache
 	// fillSlots bounds concurrent fills; inFlight counts them so a shutdown can wait.
 	fillSlots chan struct{}
 	inFlight  sync.WaitGroup
@@ -125,6 +130,9 @@ func New(c Config) (*Handler, error) {
 	if c.MaxFills <= 0 {
 		c.MaxFills = 32
 	}
+	if c.MemoryCache == 0 {
+		c.MemoryCache = 32 << 20
+	}
 	h := &Handler{
 		cfg:         c,
 		log:         c.Logger,
@@ -132,6 +140,7 @@ func New(c Config) (*Handler, error) {
 		fresh:       newExpiringSet(10000, c.Now),
 		privateSums: make(map[string]string),
 		fillSlots:   make(chan struct{}, c.MaxFills),
+		small:       newMemCache(c.MemoryCache),
 	}
 	for _, l := range c.PrivateGoSum {
 		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash

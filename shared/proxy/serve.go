@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 )
 
@@ -45,6 +46,18 @@ func (h *Handler) serveObject(x *exchange, obj store.Object, cacheControl string
 	if _, err := io.Copy(x.w, obj); err != nil {
 		h.log.Warn("stream stored object", "key", info.Key, "err", err)
 	}
+}
+
+// serveCached answers with a stored object's copy in memory, with the stored object's ETag and
+// modification time.
+func (h *Handler) serveCached(x *exchange, o cachedObject) {
+	hdr := x.w.Header()
+	hdr.Set("Content-Type", x.req.ContentType())
+	hdr.Set("Cache-Control", h.cacheControl(x, goproxy.CacheImmutable))
+	if o.info.ETag != "" {
+		hdr.Set("ETag", o.info.ETag)
+	}
+	http.ServeContent(x.w, x.r, "", o.info.ModTime, bytes.NewReader(o.data))
 }
 
 // serveBytes answers with small content built in memory (a merged list, a checksum-database
