@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"net/http"
+	"strconv"
 	"sync"
 
+	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 )
 
@@ -24,6 +27,17 @@ type memCache struct {
 type cachedObject struct {
 	data []byte
 	info store.Info
+	req  goproxy.Request // the request that names it, already parsed and validated
+	// Header values, made once: a hit then costs no formatting.
+	contentLength, lastModified []string
+}
+
+func newCachedObject(req goproxy.Request, data []byte, info store.Info) cachedObject {
+	o := cachedObject{data: data, info: info, req: req, contentLength: []string{strconv.Itoa(len(data))}}
+	if !info.ModTime.IsZero() {
+		o.lastModified = []string{info.ModTime.UTC().Format(http.TimeFormat)}
+	}
+	return o
 }
 
 func newMemCache(max int64) *memCache {

@@ -242,7 +242,17 @@ func (h *Handler) serve(x *exchange) {
 		h.fail(x, http.StatusMethodNotAllowed, goproxy.CacheNoStore, fmt.Sprintf("method %s not allowed: a module proxy answers GET and HEAD", x.r.Method))
 		return
 	}
-	req, err := goproxy.Parse(x.r.URL.EscapedPath())
+	raw := x.r.URL.EscapedPath()
+	// A hit on a small object kept in memory was parsed and validated when it was stored.
+	if o, ok := h.small.get(strings.TrimPrefix(raw, "/")); ok && raw != "" && raw[0] == '/' {
+		x.req = o.req
+		if h.authorize(x) {
+			x.cache = cacheHit
+			h.serveCached(x, o)
+		}
+		return
+	}
+	req, err := goproxy.Parse(raw)
 	if err != nil {
 		var perr *goproxy.Error
 		if errors.As(err, &perr) {
