@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh: what `make bench` runs. It installs nginx (Debian) if missing, runs the
-# benchmark programs under bench/ (bench/core always; bench/generator and bench/lambda when they
-# exist), writes their markdown output to docs/BENCHMARKS.md with the date, the machine and the
-# exact commands, and prints it. Everything runs on 127.0.0.1 and ends by itself.
+# benchmark programs under bench/ (bench/core always; bench/generator, bench/lambda, bench/workers
+# and bench/load when they exist), writes their markdown output to docs/BENCHMARKS.md with the
+# date, the machine and the exact commands, and prints it. Everything runs on 127.0.0.1 and ends
+# by itself.
 #
 # Environment: GO (default go); BENCH_CORE_FLAGS, extra flags for bench/core (see
 # `go run ./bench/core -h`), e.g. BENCH_CORE_FLAGS='-runs 3'.
@@ -49,7 +50,7 @@ run() {
 
 # shellcheck disable=SC2086 # BENCH_CORE_FLAGS is split on purpose
 run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:-}
-for name in generator lambda; do
+for name in generator lambda workers load; do
 	if [ -d "bench/$name" ]; then
 		run "$name" "$GO" run "./bench/$name"
 	else
@@ -77,7 +78,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "make bench   # = bash bench/run.sh, which runs:"
 	for c in "${commands[@]}"; do echo "$c"; done
 	echo '```'
-	for name in core generator lambda; do
+	for name in core generator lambda workers load; do
 		echo
 		cat "$tmp/$name.md"
 	done

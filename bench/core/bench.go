@@ -28,7 +28,7 @@ const (
 // bench is one benchmark run: its fixtures and the commands it ran, for the report.
 type bench struct {
 	cfg       *config
-	tb        *benchTB
+	tb        *testkit.Harness
 	root      string
 	progress  io.Writer
 	loadStart string
@@ -58,7 +58,7 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 // setup builds the server and the fixtures. It reports failures through b.tb, so run it
-// under catch.
+// under b.tb.Catch.
 func (b *bench) setup() error {
 	var err error
 	if b.repo, err = testkit.RepoRoot(); err != nil {
@@ -175,7 +175,7 @@ func (b *bench) measure(ctx context.Context) []row {
 		{metric: fmt.Sprintf("warm `go mod download`, %d modules (s)", b.cfg.modules), goal: "<= 1.1x"},
 		{metric: fmt.Sprintf("cold `go mod download`, %d modules, empty store (s)", b.cfg.modules), goal: "<= 1.3x"},
 	}
-	err := catch(func() error {
+	err := b.tb.Catch(func() error {
 		var err error
 		srv, err = b.downloads(ctx, dl)
 		return err
@@ -190,12 +190,12 @@ func (b *bench) measure(ctx context.Context) []row {
 			goal:    "<= 1.3x",
 			context: true,
 		})
-		far[0].err = catch(func() error { return b.farDownloads(ctx, &far[0]) })
+		far[0].err = b.tb.Catch(func() error { return b.farDownloads(ctx, &far[0]) })
 	}
 
 	rps := row{metric: fmt.Sprintf("cached `.mod` requests/s (%d conns, %d requests)", b.cfg.conns, b.cfg.requests), goal: ">= 0.9x"}
 	if srv != nil {
-		rps.err = catch(func() error { return b.requestsPerSecond(ctx, srv, &rps) })
+		rps.err = b.tb.Catch(func() error { return b.requestsPerSecond(ctx, srv, &rps) })
 		srv.stop()
 	} else {
 		rps.err = fmt.Errorf("not measured: no filled store (%v)", err)
@@ -204,7 +204,7 @@ func (b *bench) measure(ctx context.Context) []row {
 	rows = append(rows, far...)
 
 	rss := row{metric: fmt.Sprintf("peak RSS filling and serving a %d MiB zip (MiB)", b.cfg.zipMiB), goal: "<= 64 MiB"}
-	rss.err = catch(func() error { return b.peakRSS(ctx, &rss) })
+	rss.err = b.tb.Catch(func() error { return b.peakRSS(ctx, &rss) })
 	return append(rows, rss)
 }
 

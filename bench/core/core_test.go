@@ -54,14 +54,3 @@ func TestPeakRSS(t *testing.T) {
 		t.Errorf("peakRSS = %d", n)
 	}
 }
-
-func TestCatch(t *testing.T) {
-	tb := newBenchTB(t.Context(), t.TempDir())
-	err := catch(func() error {
-		tb.Fatalf("failed %d", 1)
-		return nil
-	})
-	if err == nil || err.Error() != "failed 1" || !tb.Failed() {
-		t.Errorf("catch = %v, Failed = %v", err, tb.Failed())
-	}
-}

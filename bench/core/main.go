@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modmirror/modmirror/shared/testkit"
 )
 
 func main() {
@@ -123,11 +125,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.Chmod(root, 0o755); err != nil {
 		return fmt.Errorf("temporary directory: %w", err)
 	}
-	tb := newBenchTB(ctx, root)
-	defer tb.close()
+	tb := testkit.NewHarness(ctx, root)
+	defer tb.Close()
 
 	b := &bench{cfg: c, tb: tb, root: root, progress: stderr, loadStart: loadAvg()}
-	if err := catch(b.setup); err != nil {
+	if err := tb.Catch(b.setup); err != nil {
 		return err
 	}
 	rows := b.measure(ctx)

