@@ -214,8 +214,10 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if resp.Size > maxZip {
 		return fmt.Errorf("upstream zip of %d bytes is over the %d-byte limit", resp.Size, int64(maxZip))
 	}
-	spool, err := h.cfg.Spool.Spool()
-	if err != nil {
+	var spool SpoolFile
+	if resp.Size >= 0 && resp.Size <= smallZip {
+		spool = newMemSpool(resp.Size)
+	} else if spool, err = h.cfg.Spool.Spool(); err != nil {
 		return err
 	}
 	defer spool.Close()

@@ -236,7 +236,16 @@ func (h *Handler) refresh(ctx context.Context, up Upstream, key, copyKey string,
 
 // addToList records a stored release in its module's list with compare-and-swap, so that
 // concurrent fills of one module never lose a version.
-func (h *Handler) addToList(ctx context.Context, path, version string) error {
+func (h *Handler) addToList(ctx context.Context, path, version string) (err error) {
+	// Lists only grow: a version once seen in its list needs no second look.
+	if h.listed.has(path + "@" + version) {
+		return nil
+	}
+	defer func() {
+		if err == nil {
+			h.listed.add(path+"@"+version, time.Hour)
+		}
+	}()
 	esc, err := module.EscapePath(path)
 	if err != nil {
 		return err
