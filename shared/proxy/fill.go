@@ -91,7 +91,7 @@ func (h *Handler) serveImmutableObject(x *exchange, obj store.Object) {
 		h.storeFailed(x, fmt.Errorf("read %s: %d of %d bytes: %v", info.Key, len(data), info.Size, err))
 		return
 	}
-	o := newCachedObject(x.req, data, info)
+	o := newCachedObject(x.req, data, info, h.cacheControl(x, goproxy.CacheImmutable))
 	h.small.put(x.req.Key, o)
 	h.serveCached(x, o)
 }

@@ -28,12 +28,19 @@ type cachedObject struct {
 	data []byte
 	info store.Info
 	req  goproxy.Request // the request that names it, already parsed and validated
-	// Header values, made once: a hit then costs no formatting.
-	contentLength, lastModified []string
+	// Header values, made once: a hit then costs no formatting. Never modified after.
+	contentType, cacheControl, etag, contentLength, lastModified []string
 }
 
-func newCachedObject(req goproxy.Request, data []byte, info store.Info) cachedObject {
-	o := cachedObject{data: data, info: info, req: req, contentLength: []string{strconv.Itoa(len(data))}}
+func newCachedObject(req goproxy.Request, data []byte, info store.Info, cacheControl string) cachedObject {
+	o := cachedObject{data: data, info: info, req: req,
+		contentType:   []string{req.ContentType()},
+		cacheControl:  []string{cacheControl},
+		contentLength: []string{strconv.Itoa(len(data))},
+	}
+	if info.ETag != "" {
+		o.etag = []string{info.ETag}
+	}
 	if !info.ModTime.IsZero() {
 		o.lastModified = []string{info.ModTime.UTC().Format(http.TimeFormat)}
 	}

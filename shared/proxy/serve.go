@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 )
 
@@ -51,11 +50,12 @@ func (h *Handler) serveObject(x *exchange, obj store.Object, cacheControl string
 // serveCached answers with a stored object's copy in memory, with the stored object's ETag and
 // modification time.
 func (h *Handler) serveCached(x *exchange, o cachedObject) {
+	// The header values were made when the object was cached; the keys are canonical already.
 	hdr := x.w.Header()
-	hdr.Set("Content-Type", x.req.ContentType())
-	hdr.Set("Cache-Control", h.cacheControl(x, goproxy.CacheImmutable))
-	if o.info.ETag != "" {
-		hdr.Set("ETag", o.info.ETag)
+	hdr["Content-Type"] = o.contentType
+	hdr["Cache-Control"] = o.cacheControl
+	if o.etag != nil {
+		hdr["Etag"] = o.etag
 	}
 	if plainGET(x.r) {
 		// The commonest request of a build: answered without http.ServeContent's checks.
