@@ -135,3 +135,19 @@ func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, Inf
 	}
 	return data, info, nil
 }
+
+// ContextReader returns a reader of r that stops reading once ctx is done, so that a Put whose
+// caller gave up stores nothing.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

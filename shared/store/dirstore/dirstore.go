@@ -287,7 +287,7 @@ func (s *Store) writeTemp(ctx context.Context, dir string, r io.Reader, size int
 }
 
 func copyInto(ctx context.Context, f *os.File, r io.Reader, size int64) (fs.FileInfo, error) {
-	src := io.Reader(ctxReader{ctx, r})
+	src := io.Reader(store.ContextReader(ctx, r))
 	if size >= 0 {
 		// One byte more than promised, to notice a reader that has more.
 		src = io.LimitReader(src, size+1)
@@ -303,19 +303,6 @@ func copyInto(ctx context.Context, f *os.File, r io.Reader, size int64) (fs.File
 		return nil, fmt.Errorf("content is %d bytes, not the %d announced", n, size)
 	}
 	return f.Stat()
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // laterThan makes sure the temporary file name (described by fi) has a modification time after

@@ -154,7 +154,7 @@ func (s *Store) checkLocked(key string, o store.PutOptions) error {
 // if size is not negative.
 func readAll(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
 	var buf bytes.Buffer
-	src := io.Reader(ctxReader{ctx, r})
+	src := io.Reader(store.ContextReader(ctx, r))
 	if size >= 0 {
 		buf.Grow(int(min(size, 64<<20)) + 1)
 		src = io.LimitReader(src, size+1) // one byte more, to notice a reader that has more
@@ -174,19 +174,6 @@ func readAll(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
 		data = bytes.Clone(data) // drop much spare capacity
 	}
 	return data, nil
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Walk implements store.Walker: it calls fn, in lexical key order, for every object whose key

@@ -46,7 +46,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 	if err := ctx.Err(); err != nil {
 		return store.Info{}, err
 	}
-	src := &exactReader{r: ctxReader{ctx, r}, size: size}
+	src := &exactReader{r: store.ContextReader(ctx, r), size: size}
 	first, err := src.next(s.partSize)
 	if err != nil {
 		return store.Info{}, err
@@ -261,17 +261,4 @@ func (e *exactReader) next(n int64) ([]byte, error) {
 		}
 	}
 	return part, nil
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
