@@ -39,13 +39,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.store, "store", "", "s3://bucket/prefix that holds the mirror")
 	fs.Int64Var(&o.inlineMax, "inline-max", DefaultInlineMax, "largest object served inline; negative: never redirect")
 	fs.StringVar(&o.spoolDir, "spool-dir", os.TempDir(), "directory where zips are verified")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if err := config.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(o.store, "s3://") {

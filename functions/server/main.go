@@ -73,13 +73,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request header")
 	fs.StringVar(&o.directGOPATH, "direct-gopath", "", "with -private-upstream direct: the private GOPATH the go command fetches into (default: a temporary one)")
 	fs.IntVar(&o.directJobs, "direct-jobs", 4, "with -private-upstream direct: go commands running at once")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if err := config.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {

@@ -31,10 +31,7 @@ func parseOptions(getenv func(string) string) (*options, error) {
 	fs.SetOutput(io.Discard)
 	o.Register(fs)
 	fs.Int64Var(&o.spoolLimit, "spool-limit", DefaultSpoolLimit, "largest zip, in bytes, verified in memory")
-	if err := fs.Parse(nil); err != nil {
-		return nil, err
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if err := config.Parse(fs, nil, getenv); err != nil {
 		return nil, err
 	}
 	if !o.Offline {

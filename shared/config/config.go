@@ -92,3 +92,15 @@ func UpstreamList(goproxy string) string {
 	}
 	return strings.TrimRight(b.String(), ",|")
 }
+
+// Parse parses a host's command line, which takes flags only, then sets the flags it did not
+// give from the environment (ApplyEnv).
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return ApplyEnv(fs, getenv)
+}
