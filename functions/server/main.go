@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	cfg.MaxFills, cfg.FillTimeout = o.maxFills, o.fillTimeout
+	cfg.RequestLog = logs // request lines skip slog's per-attribute cost: most of a hit's
 	if o.PublicURL != "" {
 		cfg.Redirect = redirectTo(o.PublicURL)
 	}

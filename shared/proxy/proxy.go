@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -78,6 +79,10 @@ type Config struct {
 	// MemoryCache is how many bytes of small immutable objects (.info, .mod) are kept in memory
 	// to answer hits without the store. Default 32 MiB; negative turns it off.
 	MemoryCache int64
+	// RequestLog, if set, receives each request's log line directly (safe for concurrent
+	// writes, one Write a line), in the JSON shape of slog's JSONHandler; otherwise the lines go
+	// through Logger.
+	RequestLog io.Writer
 	// WarmInRequest makes POST /_mirror/warm fill before it answers, for hosts whose work ends
 	// with the response (Lambda, Workers); otherwise it answers 202 and fills in the background.
 	WarmInRequest bool
@@ -101,6 +106,8 @@ type Handler struct {
 	// fillSlots bounds concurrent fills; inFlight counts them so a shutdown can wait.
 	fillSlots chan struct{}
 	inFlight  sync.WaitGroup
+	// lineBuffers recycles the buffers request lines are built in.
+	lineBuffers *sync.Pool
 }
 
 // New returns a Handler for c.
@@ -144,6 +151,7 @@ func New(c Config) (*Handler, error) {
 		privateSums: make(map[string]string),
 		fillSlots:   make(chan struct{}, c.MaxFills),
 		small:       newMemCache(c.MemoryCache),
+		lineBuffers: newLineBuffers(),
 	}
 	for _, l := range c.PrivateGoSum {
 		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash
@@ -210,29 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{w: &countingWriter{ResponseWriter: w, status: http.StatusOK}, r: r}
 	h.serve(x)
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", truncate(r.URL.EscapedPath(), 256)),
-		slog.Int("status", x.w.status),
-		slog.Int64("bytes", x.w.bytes),
-		slog.Float64("duration_ms", msSince(start)),
-	}
-	if x.cache != "" {
-		attrs = append(attrs, slog.String("cache", x.cache))
-	}
-	if x.upstream > 0 {
-		attrs = append(attrs, slog.Float64("upstream_ms", float64(x.upstream.Microseconds())/1000))
-	}
-	if x.decision != "" {
-		attrs = append(attrs, slog.String("decision", x.decision))
-	}
-	if x.caller.ID != "" {
-		attrs = append(attrs, slog.String("token", x.caller.ID))
-	}
-	if x.req.Path != "" {
-		attrs = append(attrs, slog.String("module", truncate(x.req.ModuleVersion(), 256)))
-	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	h.logRequest(r.Context(), x, start)
 }
 
 func (h *Handler) serve(x *exchange) {
@@ -321,8 +307,6 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
