@@ -81,7 +81,7 @@ func (h *Handler) serveImmutable(x *exchange) {
 // serveImmutableObject serves a stored immutable object, keeping a copy in memory if it is small.
 func (h *Handler) serveImmutableObject(x *exchange, obj store.Object) {
 	info := obj.Info()
-	if h.small == nil || x.req.Kind == goproxy.Zip || info.Size < 0 || info.Size > maxCachedObject {
+	if h.small == nil || info.Size < 0 || info.Size > maxCachedObject {
 		h.serveObject(x, obj, goproxy.CacheImmutable)
 		return
 	}

@@ -9,11 +9,11 @@ import (
 	"github.com/modmirror/modmirror/shared/store"
 )
 
-// maxCachedObject is the largest object kept in memory: .info and .mod files are far smaller;
-// zips stream from the store.
+// maxCachedObject is the largest object kept in memory: .info and .mod files are far smaller,
+// and so are the zips of many small modules; larger zips stream from the store.
 const maxCachedObject = 64 << 10
 
-// memCache keeps small immutable objects (.info, .mod) in memory, so that the hits that make up
+// memCache keeps small immutable objects (.info, .mod, small .zip) in memory, so that the hits that make up
 // most of a build's requests cost no file system or network round trip. Immutable objects never
 // go stale; the cache only has to stay within its byte budget, which it does by dropping
 // arbitrary entries (Go's map order) when full.

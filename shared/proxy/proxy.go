@@ -76,8 +76,8 @@ type Config struct {
 	PrivateGoSum    []checksum.Line
 	// MaxFills bounds the fills running at once; more wait for a slot. Default 32.
 	MaxFills int
-	// MemoryCache is how many bytes of small immutable objects (.info, .mod) are kept in memory
-	// to answer hits without the store. Default 32 MiB; negative turns it off.
+	// MemoryCache is how many bytes of small immutable objects (.info, .mod, zips up to 64 KiB)
+	// are kept in memory to answer hits without the store. Default 32 MiB; negative: off.
 	MemoryCache int64
 	// RequestLog, if set, receives each request's log line directly (safe for concurrent
 	// writes, one Write a line), in the JSON shape of slog's JSONHandler; otherwise the lines go
