@@ -6,7 +6,7 @@
 # by itself.
 #
 # Environment: GO (default go); BENCH_CORE_FLAGS, extra flags for bench/core (see
-# `go run ./bench/core -h`), e.g. BENCH_CORE_FLAGS='-runs 3'.
+# `go run ./bench/core -h`); default -runs 3 (go mod download figures are medians of 3).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,7 +49,7 @@ run() {
 }
 
 # shellcheck disable=SC2086 # BENCH_CORE_FLAGS is split on purpose
-run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:-}
+run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:--runs 3}
 for name in generator lambda workers load; do
 	if [ -d "bench/$name" ]; then
 		run "$name" "$GO" run "./bench/$name"
