@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,7 @@ import (
 )
 
 func main() {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
@@ -83,6 +85,17 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return nil, err
 	}
 	return o, nil
+}
+
+// tuneGC makes the garbage collector run less often than Go's default, unless GOGC or GOMEMLIMIT
+// says otherwise: a request allocates a few KiB that die at once, the live heap is small (the
+// memory cache is at most 32 MiB), and collecting at 5x it instead of 2x gives a hit-heavy load
+// about a tenth more requests a second. A soft limit keeps the heap bounded all the same.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(400)
+		debug.SetMemoryLimit(256 << 20)
+	}
 }
 
 // defaultStoreDir is where the mirror lives when -store is not given: the user's cache directory.
