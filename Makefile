@@ -48,7 +48,7 @@ bench:
 
 ## build: every command into ./bin.
 build:
-	$(GO) build -o bin/ ./functions/server
+	$(GO) build -o bin/ ./functions/server ./generator
 
 clean:
 	rm -rf bin build
