@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 	}
-	cfg.MaxFills, cfg.FillTimeout = o.maxFills, o.fillTimeout
+	cfg.MaxFills, cfg.FillTimeout, cfg.Prefetch = o.maxFills, o.fillTimeout, true
 	cfg.RequestLog = logs // request lines skip slog's per-attribute cost: most of a hit's
 	if o.PublicURL != "" {
 		cfg.Redirect = redirectTo(o.PublicURL)

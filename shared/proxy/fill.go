@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/modmirror/modmirror/shared/checksum"
@@ -67,6 +68,9 @@ func (h *Handler) serveImmutable(x *exchange) {
 		h.fillFailed(x, err)
 		return
 	}
+	if x.req.Kind == goproxy.Info && h.cfg.Prefetch {
+		h.prefetch(x)
+	}
 	if h.redirect(x) {
 		return
 	}
@@ -76,6 +80,30 @@ func (h *Handler) serveImmutable(x *exchange) {
 		return
 	}
 	h.serveImmutableObject(x, obj)
+}
+
+// prefetch starts filling the .mod and .zip of a version whose .info was just filled: a client
+// that asks for a version's .info (go mod download, go get) asks for the rest next, and finds it
+// filling or filled. The fills run in the background, bounded like any other.
+func (h *Handler) prefetch(x *exchange) {
+	mv := module.Version{Path: x.req.Path, Version: x.req.Version}
+	ctx := context.WithoutCancel(x.r.Context())
+	for _, ext := range []string{".mod", ".zip"} {
+		job, err := h.fillJob(mv, ext, x.private)
+		if err != nil {
+			continue
+		}
+		h.inFlight.Add(1)
+		go func() {
+			defer h.inFlight.Done()
+			if _, err := h.cfg.Store.Stat(ctx, job.req.Key); err == nil {
+				return
+			}
+			if err := h.fill(ctx, job); err != nil {
+				h.log.Debug("prefetch", "key", job.req.Key, "err", err)
+			}
+		}()
+	}
 }
 
 // serveImmutableObject serves a stored immutable object, keeping a copy in memory if it is small.

@@ -33,6 +33,7 @@ type env struct {
 	store store.Store
 	dir   string
 	srv   *httptest.Server
+	h     *proxy.Handler
 	logs  *testkit.Buffer
 }
 
@@ -41,6 +42,7 @@ type envOptions struct {
 	fresh   time.Duration
 	dir     string // reuse a store directory
 	up      *testkit.Upstream
+	prefetch bool
 	// redirect is Config.Redirect.
 	redirect func(ctx context.Context, info store.Info) (string, error)
 }
@@ -62,7 +64,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.store = st
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: proxy.TempFileSpool(t.TempDir()), Redirect: o.redirect}
+	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: proxy.TempFileSpool(t.TempDir()), Redirect: o.redirect, Prefetch: o.prefetch}
 	db := &config.SumDB{Name: e.up.SumDBName, Key: e.up.SumDBKey, URL: "https://" + e.up.SumDBName}
 	dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
 	if !o.offline {
@@ -80,6 +82,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.h = h
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -525,5 +528,33 @@ func TestRedirect(t *testing.T) {
 		if !strings.Contains(key, "/@v/v2.0.0+incompatible.") {
 			t.Errorf("Redirect asked about %s", key)
 		}
+	}
+}
+
+func TestPrefetch(t *testing.T) {
+	e := newEnv(t, envOptions{prefetch: true})
+	const base = "/example.com/lib/@v/v1.1.0"
+	if resp, body := e.get(t, base+".info"); resp.StatusCode != 200 {
+		t.Fatalf("GET .info = %d %q", resp.StatusCode, body)
+	}
+	if err := e.h.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{".mod", ".zip"} {
+		if !e.has(t, strings.TrimPrefix(base+ext, "/")) {
+			t.Errorf("%s%s was not prefetched after its .info", base, ext)
+		}
+		if resp, _ := e.get(t, base+ext); resp.StatusCode != 200 {
+			t.Errorf("GET %s%s = %d", base, ext, resp.StatusCode)
+		}
+		if n := e.up.Count(base + ext); n != 1 {
+			t.Errorf("%s%s fetched %d times from the upstream; want 1 (the prefetch)", base, ext, n)
+		}
+	}
+	// A version the upstream lacks starts no prefetch.
+	e.get(t, "/example.com/lib/@v/v1.9.0.info")
+	e.h.Wait(t.Context())
+	if n := e.up.Count("/example.com/lib/@v/v1.9.0.zip"); n != 0 {
+		t.Errorf("a missing version's zip was asked of the upstream %d times", n)
 	}
 }

@@ -98,7 +98,7 @@ func (h *Handler) serveWarm(x *exchange) {
 			}
 		}
 		for _, ext := range kinds {
-			job, err := h.warmJob(mv, ext, private)
+			job, err := h.fillJob(mv, ext, private)
 			if err != nil {
 				report.Skipped = append(report.Skipped, fmt.Sprintf("%s%s: %v", mv, ext, err))
 				continue
@@ -127,8 +127,8 @@ func (h *Handler) serveWarm(x *exchange) {
 	h.writeJSON(x, status, report)
 }
 
-// warmJob makes the exchange one object's fill runs under.
-func (h *Handler) warmJob(mv module.Version, ext string, private bool) (*exchange, error) {
+// fillJob makes the exchange one object's fill runs under, for fills no request asked for.
+func (h *Handler) fillJob(mv module.Version, ext string, private bool) (*exchange, error) {
 	esc, err := module.EscapePath(mv.Path)
 	if err != nil {
 		return nil, err
