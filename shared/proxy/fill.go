@@ -68,7 +68,7 @@ func (h *Handler) serveImmutable(x *exchange) {
 		h.fillFailed(x, err)
 		return
 	}
-	if x.req.Kind == goproxy.Info && h.cfg.Prefetch {
+	if h.cfg.Prefetch {
 		h.prefetch(x)
 	}
 	if h.redirect(x) {
@@ -82,13 +82,21 @@ func (h *Handler) serveImmutable(x *exchange) {
 	h.serveImmutableObject(x, obj)
 }
 
-// prefetch starts filling the .mod and .zip of a version whose .info was just filled: a client
-// that asks for a version's .info (go mod download, go get) asks for the rest next, and finds it
-// filling or filled. The fills run in the background, bounded like any other.
+// prefetch starts filling what a client asks for next, as the go command asks: after a version's
+// .info (go mod download, go get) its .mod and .zip; after its .mod, its .info, which is small
+// (a build that needs only the go.mod of a dependency never fetches its zip, so a .mod does not
+// prefetch one). The fills run in the background, bounded like any other.
 func (h *Handler) prefetch(x *exchange) {
+	var next []string
+	switch x.req.Kind {
+	case goproxy.Info:
+		next = []string{".mod", ".zip"}
+	case goproxy.Mod:
+		next = []string{".info"}
+	}
 	mv := module.Version{Path: x.req.Path, Version: x.req.Version}
 	ctx := context.WithoutCancel(x.r.Context())
-	for _, ext := range []string{".mod", ".zip"} {
+	for _, ext := range next {
 		job, err := h.fillJob(mv, ext, x.private)
 		if err != nil {
 			continue

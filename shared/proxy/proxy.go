@@ -83,8 +83,9 @@ type Config struct {
 	// writes, one Write a line), in the JSON shape of slog's JSONHandler; otherwise the lines go
 	// through Logger.
 	RequestLog io.Writer
-	// Prefetch makes a filled .info start the fills of its .mod and .zip in the background, for
-	// hosts whose process outlives the response (not Lambda or Workers).
+	// Prefetch makes a fill start, in the background, the fills the go command asks for next
+	// (after an .info its .mod and .zip, after a .mod its .info), for hosts whose process
+	// outlives the response (not Lambda or Workers).
 	Prefetch bool
 	// WarmInRequest makes POST /_mirror/warm fill before it answers, for hosts whose work ends
 	// with the response (Lambda, Workers); otherwise it answers 202 and fills in the background.

@@ -551,6 +551,14 @@ func TestPrefetch(t *testing.T) {
 			t.Errorf("%s%s fetched %d times from the upstream; want 1 (the prefetch)", base, ext, n)
 		}
 	}
+	// A .mod prefetches its .info, not its zip.
+	const other = "/example.com/lib/@v/v1.2.0"
+	e.get(t, other+".mod")
+	e.h.Wait(t.Context())
+	if !e.has(t, strings.TrimPrefix(other+".info", "/")) || e.up.Count(other+".zip") != 0 {
+		t.Errorf("after a .mod: .info stored %v, zip fetched %d times; want the .info and no zip",
+			e.has(t, strings.TrimPrefix(other+".info", "/")), e.up.Count(other+".zip"))
+	}
 	// A version the upstream lacks starts no prefetch.
 	e.get(t, "/example.com/lib/@v/v1.9.0.info")
 	e.h.Wait(t.Context())
