@@ -38,10 +38,10 @@ type env struct {
 }
 
 type envOptions struct {
-	offline bool
-	fresh   time.Duration
-	dir     string // reuse a store directory
-	up      *testkit.Upstream
+	offline  bool
+	fresh    time.Duration
+	dir      string // reuse a store directory
+	up       *testkit.Upstream
 	prefetch bool
 	// redirect is Config.Redirect.
 	redirect func(ctx context.Context, info store.Info) (string, error)
