@@ -124,8 +124,17 @@ func (a *Authenticator) Identify(r *http.Request) (Caller, error) {
 	return Caller{ID: t.ID, scopes: t.Scopes}, nil
 }
 
+// ForwardedAuthorizationHeader carries the client's Authorization header past a CDN that signs
+// its own requests to the origin with Authorization (CloudFront's origin access control for a
+// Lambda function URL): a viewer-request function copies it there. It is checked exactly like
+// Authorization, and wins when both are present.
+const ForwardedAuthorizationHeader = "X-Modmirror-Authorization"
+
 func credentials(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
+	h := r.Header.Get(ForwardedAuthorizationHeader)
+	if h == "" {
+		h = r.Header.Get("Authorization")
+	}
 	if h == "" {
 		return "", false
 	}

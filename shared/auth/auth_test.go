@@ -68,6 +68,12 @@ func TestTokens(t *testing.T) {
 		{"garbage basic", "Basic !!!", "example.com/lib", false, true, "", false, false},
 		{"other scheme", "Digest x", "example.com/lib", false, true, "", false, false},
 	}
+	forwarded := httptest.NewRequest(http.MethodGet, "/", nil)
+	forwarded.Header.Set(ForwardedAuthorizationHeader, "Bearer ci-secret")
+	forwarded.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=cdn-signature")
+	if c, err := a.Identify(forwarded); err != nil || c.ID != "ci" {
+		t.Errorf("credentials forwarded past a CDN's own Authorization: %+v, %v; want token ci", c, err)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := a.Identify(req(tt.header))
