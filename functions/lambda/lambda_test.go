@@ -188,10 +188,8 @@ func TestPrivateModules(t *testing.T) {
 	pub := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
 	priv := testkit.NewUpstream(t, testkit.Options{Modules: testkit.Synthetic(1)})
 	const token = "lambda-test-token-0123"
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte("ci "+auth.HashToken(token)+" public,read:example.com/gen\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The token file's content itself, as the SAM template's Tokens parameter passes it.
+	tokens := "ci " + auth.HashToken(token) + " public,read:example.com/gen\n"
 	fn := startFunction(t, bootstrap, append(srv.Env(),
 		"MODMIRROR_STORE=s3://"+srv.NewBucket(t),
 		"MODMIRROR_UPSTREAM="+pub.URL,

@@ -14,7 +14,7 @@
 //	MODMIRROR_SUMDB             checksum database NAME[+KEY [URL]] or off (default: the go command's)
 //	MODMIRROR_PRIVATE           module path patterns, GOPRIVATE syntax: no checksum database
 //	MODMIRROR_PRIVATE_UPSTREAM  where private modules come from (never the public upstream)
-//	MODMIRROR_TOKENS            a token file bundled with the function (ID SHA256 SCOPES a line)
+//	MODMIRROR_TOKENS            the token file's content (ID SHA256 SCOPES a line), or a file bundled with the function
 //	MODMIRROR_ANONYMOUS         public reads without a token (default true)
 //	MODMIRROR_PUBLIC_URL        CDN base URL for redirects (default: presigned S3 URLs)
 //	MODMIRROR_INLINE_MAX        largest object served inline; larger ones are redirected

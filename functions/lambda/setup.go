@@ -71,7 +71,7 @@ func setup(ctx context.Context, args []string, getenv func(string) string, logge
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	cfg, parts, err := o.Proxy(ctx, st, logger, os.ReadFile, upstream.Options{Logger: logger})
+	cfg, parts, err := o.Proxy(ctx, st, logger, config.FileOrContent(os.ReadFile), upstream.Options{Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -120,3 +120,18 @@ func TestSettingsGoEnvDefaults(t *testing.T) {
 		t.Fatalf("resolved %+v; want the go env only where unset", s)
 	}
 }
+
+func TestFileOrContent(t *testing.T) {
+	read := FileOrContent(func(name string) ([]byte, error) { return []byte("file:" + name), nil })
+	for in, want := range map[string]string{
+		"/etc/modmirror/tokens":          "file:/etc/modmirror/tokens",
+		"ci 0123abcd public":             "ci 0123abcd public",
+		"a\tb":                           "a\tb",
+		"ci 01 public\nro 02 read:x.com": "ci 01 public\nro 02 read:x.com",
+	} {
+		got, err := read(in)
+		if err != nil || string(got) != want {
+			t.Errorf("FileOrContent(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -207,3 +207,15 @@ func WithNetrcCredentials(list string, netrc []NetrcEntry) string {
 	}
 	return b.String()
 }
+
+// FileOrContent wraps readFile for hosts whose settings come from environment variables (Lambda):
+// a value that holds a space or a line break is the file's content itself (token, go.sum and
+// .netrc lines always do), anything else names a file.
+func FileOrContent(readFile func(string) ([]byte, error)) func(string) ([]byte, error) {
+	return func(value string) ([]byte, error) {
+		if strings.ContainsAny(value, " \t\n") {
+			return []byte(value), nil
+		}
+		return readFile(value)
+	}
+}
