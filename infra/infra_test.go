@@ -32,9 +32,10 @@ func TestCloudFrontFunction(t *testing.T) {
 
 // template is template.yaml, parsed.
 type template struct {
-	root      *yaml.Node
-	params    map[string]*yaml.Node
-	resources map[string]*yaml.Node
+	root       *yaml.Node
+	params     map[string]*yaml.Node
+	conditions map[string]*yaml.Node
+	resources  map[string]*yaml.Node
 }
 
 func loadTemplate(t *testing.T, data []byte) *template {
@@ -46,11 +47,13 @@ func loadTemplate(t *testing.T, data []byte) *template {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		t.Fatalf("template is not a YAML mapping")
 	}
-	tm := &template{root: doc.Content[0], params: map[string]*yaml.Node{}, resources: map[string]*yaml.Node{}}
-	if p := get(tm.root, "Parameters"); p != nil {
-		for k, v := range pairs(p) {
-			tm.params[k] = v
-		}
+	tm := &template{root: doc.Content[0], params: map[string]*yaml.Node{}, conditions: map[string]*yaml.Node{},
+		resources: map[string]*yaml.Node{}}
+	for k, v := range pairs(get(tm.root, "Parameters")) {
+		tm.params[k] = v
+	}
+	for k, v := range pairs(get(tm.root, "Conditions")) {
+		tm.conditions[k] = v
 	}
 	for k, v := range pairs(get(tm.root, "Resources")) {
 		tm.resources[k] = v
@@ -145,8 +148,8 @@ func ref(n *yaml.Node) string {
 
 // checkReferences returns what in the template names something that does not exist: every !Ref
 // must name a parameter, resource or pseudo-parameter, every !GetAtt a resource, every ${...} of
-// a !Sub one of those (or a variable of its own map). It also returns how many references it
-// checked.
+// a !Sub one of those (or a variable of its own map), every !If, !Condition and resource
+// Condition a condition. It also returns how many references it checked.
 func checkReferences(tm *template) (problems []string, checked int) {
 	pseudoParams := []string{
 		"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition", "AWS::Region",
@@ -176,6 +179,22 @@ func checkReferences(tm *template) (problems []string, checked int) {
 			long = n.Content[0].Value // Ref, Fn::GetAtt, Fn::Sub in long form
 		}
 		switch {
+		case n.Tag == "!If" || long == "Fn::If" || n.Tag == "!Condition" || long == "Condition":
+			target := n
+			if long != "" {
+				target = n.Content[1]
+			}
+			name := target.Value
+			if target.Kind == yaml.SequenceNode {
+				name = ""
+				if len(target.Content) == 3 {
+					name = target.Content[0].Value
+				}
+			}
+			checked++
+			if _, ok := tm.conditions[name]; !ok {
+				problems = append(problems, fmt.Sprintf("line %d: condition %q is not in Conditions", line, name))
+			}
 		case n.Tag == "!Ref" || long == "Ref":
 			name := n.Value
 			if long != "" {
@@ -234,6 +253,14 @@ func checkReferences(tm *template) (problems []string, checked int) {
 		}
 	}
 	walk(tm.root)
+	for name, r := range tm.resources {
+		if c := get(r, "Condition"); c != nil {
+			checked++
+			if _, ok := tm.conditions[c.Value]; !ok {
+				problems = append(problems, fmt.Sprintf("resource %s: condition %q is not in Conditions", name, c.Value))
+			}
+		}
+	}
 	return problems, checked
 }
 
@@ -250,6 +277,8 @@ func TestTemplateReferences(t *testing.T) {
 	broken := loadTemplate(t, []byte(`
 Parameters:
   P: {Type: String}
+Conditions:
+  C: !Not [!Equals [!Ref P, '']]
 Resources:
   A:
     Type: AWS::S3::Bucket
@@ -261,17 +290,24 @@ Resources:
       Bad2: !GetAtt Gone.Arn
       Bad3: !Sub 'arn:${Absent.Arn}'
       Bad4: !GetAttr A.Arn
+      Cond: !If [C, !Ref P, !Ref AWS::NoValue]
+      LongCond: {'Fn::If': [C, a, b]}
+      Bad5: !If [NoSuchCondition, a, b]
+  B:
+    Type: AWS::S3::Bucket
+    Condition: Undefined
 `))
 	problems, _ = checkReferences(broken)
-	want := []string{"names no parameter or resource", "Nope", "Gone", "Absent", "unknown tag !GetAttr", "Missing"}
+	want := []string{"names no parameter or resource", "Nope", "Gone", "Absent", "unknown tag !GetAttr", "Missing",
+		"NoSuchCondition", "Undefined"}
 	joined := strings.Join(problems, "\n")
 	for _, w := range want {
 		if !strings.Contains(joined, w) {
 			t.Errorf("checker missed %q in the broken template; it found:\n%s", w, joined)
 		}
 	}
-	if len(problems) != 6 {
-		t.Errorf("checker found %d problems in the broken template, want 6 (${X} of the template and its map):\n%s", len(problems), joined)
+	if len(problems) != 8 {
+		t.Errorf("checker found %d problems in the broken template, want 8 (${X} of the template and its map):\n%s", len(problems), joined)
 	}
 }
 
@@ -284,6 +320,81 @@ func matchPath(pattern, path string) bool {
 	}
 	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
 	return regexp.MustCompile(re).MatchString(path)
+}
+
+// cachingDisabled is the id of CloudFront's managed CachingDisabled cache policy (every TTL 0,
+// nothing in the cache key).
+const cachingDisabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+
+// paramValue is the value of !Ref NAME (or a plain scalar) under the given parameter values,
+// which default to the parameters' defaults.
+func paramValue(tm *template, n *yaml.Node, params map[string]string) string {
+	if n == nil {
+		return ""
+	}
+	if r := ref(n); strings.HasPrefix(r, "Ref:") {
+		name := strings.TrimPrefix(r, "Ref:")
+		if v, ok := params[name]; ok {
+			return v
+		}
+		return str(tm.params[name], "Default")
+	}
+	return n.Value
+}
+
+// condition evaluates a condition expression (!Not, !Equals, !And, !Or, !Condition over
+// parameter values); it fails the test on anything else.
+func condition(t *testing.T, tm *template, n *yaml.Node, params map[string]string) bool {
+	t.Helper()
+	args := items(n)
+	switch n.Tag {
+	case "!Not":
+		return !condition(t, tm, args[0], params)
+	case "!Equals":
+		return paramValue(tm, args[0], params) == paramValue(tm, args[1], params)
+	case "!And", "!Or":
+		and := n.Tag == "!And"
+		for _, a := range args {
+			if condition(t, tm, a, params) != and {
+				return !and
+			}
+		}
+		return and
+	case "!Condition":
+		if c := tm.conditions[n.Value]; c != nil {
+			return condition(t, tm, c, params)
+		}
+	}
+	t.Fatalf("line %d: condition %s not understood", n.Line, n.Tag)
+	return false
+}
+
+// behaviours returns the distribution's cache behaviours in order under the given parameter
+// values: an !If [COND, BEHAVIOUR, !Ref AWS::NoValue] is the behaviour or nothing.
+func behaviours(t *testing.T, tm *template, dist *yaml.Node, params map[string]string) []*yaml.Node {
+	t.Helper()
+	var out []*yaml.Node
+	for _, b := range items(get(dist, "CacheBehaviors")) {
+		if b.Tag == "!If" {
+			if len(b.Content) != 3 {
+				t.Fatalf("line %d: !If with %d arguments", b.Line, len(b.Content))
+			}
+			cond := tm.conditions[b.Content[0].Value]
+			if cond == nil {
+				t.Fatalf("line %d: condition %q is not in Conditions", b.Line, b.Content[0].Value)
+			}
+			if !condition(t, tm, cond, params) {
+				b = b.Content[2]
+			} else {
+				b = b.Content[1]
+			}
+			if ref(b) == "Ref:AWS::NoValue" {
+				continue
+			}
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 func TestTemplateCacheBehaviours(t *testing.T) {
@@ -319,24 +430,35 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 			ref(get(sel, "1", "1")) == "GetAtt:FunctionUrl.FunctionUrl" && str(sel, "1", "0") == "/" &&
 			ref(get(tm.resources["FunctionUrl"], "Properties", "TargetFunctionArn")) == "GetAtt:ModmirrorFunction.Arn"
 	}
-	policy := func(b *yaml.Node) *yaml.Node {
+	// policy returns a behaviour's cache policy and whether it is the managed CachingDisabled.
+	policy := func(b *yaml.Node) (*yaml.Node, bool) {
+		if str(b, "CachePolicyId") == cachingDisabled {
+			return nil, true
+		}
 		name := strings.TrimPrefix(ref(get(b, "CachePolicyId")), "Ref:")
-		return get(tm.resources[name], "Properties", "CachePolicyConfig")
+		return get(tm.resources[name], "Properties", "CachePolicyConfig"), false
 	}
 	ttl := func(p *yaml.Node, name string) int {
 		var v int
 		fmt.Sscan(str(p, name), &v)
 		return v
 	}
+	viewerFunction := func(b *yaml.Node) string {
+		assoc := items(get(b, "FunctionAssociations"))
+		if len(assoc) != 1 || str(assoc[0], "EventType") != "viewer-request" {
+			return ""
+		}
+		return ref(get(assoc[0], "FunctionARN"))
+	}
 
 	type route struct {
 		name     string
 		behavior *yaml.Node
 	}
-	routeOf := func(path string) route {
-		for _, b := range items(get(dist, "CacheBehaviors")) {
-			if matchPath(str(b, "PathPattern"), path) {
-				return route{str(b, "PathPattern"), b}
+	routeOf := func(t *testing.T, path string, params map[string]string) route {
+		for _, b := range behaviours(t, tm, dist, params) {
+			if pattern := paramValue(tm, get(b, "PathPattern"), params); matchPath(pattern, path) {
+				return route{pattern, b}
 			}
 		}
 		return route{"default", get(dist, "DefaultCacheBehavior")}
@@ -359,61 +481,136 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 			t.Errorf("origin group %s: failover on %v from %d members; want the bucket, then the function, on 403 and 404",
 				str(g, "Id"), codes, len(members))
 		}
-		assoc := items(get(b, "FunctionAssociations"))
-		if len(assoc) != 1 || str(assoc[0], "EventType") != "viewer-request" ||
-			ref(get(assoc[0], "FunctionARN")) != "GetAtt:PlusRewriteFunction.FunctionARN" {
+		if viewerFunction(b) != "GetAtt:PlusRewriteFunction.FunctionARN" {
 			t.Errorf("no viewer-request association with PlusRewriteFunction")
 		}
-		p := policy(b)
+		p, _ := policy(b)
 		if ttl(p, "MinTTL") != 0 || ttl(p, "MaxTTL") < 31536000 {
 			t.Errorf("cache policy MinTTL %d MaxTTL %d; want 0 (no-store honoured) and a year", ttl(p, "MinTTL"), ttl(p, "MaxTTL"))
 		}
 	}
-	checkFunction := func(t *testing.T, b *yaml.Node) {
+	// checkFunction checks a behaviour that reaches the function only, with the caller's
+	// credentials (forward-auth and the origin request policy) and a cache that keeps nothing
+	// private: MinTTL 0 (Cache-Control private is honoured) and no credentials in the cache key,
+	// or no caching at all when uncached is set.
+	checkFunction := func(t *testing.T, b *yaml.Node, uncached bool) {
 		if !isFunction(origins[str(b, "TargetOriginId")]) {
 			t.Errorf("targets %q, not the function's URL with origin access control", str(b, "TargetOriginId"))
 		}
-		p := policy(b)
-		if p == nil || ttl(p, "MinTTL") != 0 || ttl(p, "DefaultTTL") > 60 {
+		p, disabled := policy(b)
+		switch {
+		case uncached && !disabled:
+			t.Errorf("cache policy %s; want the managed CachingDisabled", str(b, "CachePolicyId"))
+		case !disabled && (p == nil || ttl(p, "MinTTL") != 0 || ttl(p, "DefaultTTL") > 60):
 			t.Errorf("cache policy MinTTL %d DefaultTTL %d; want 0 and at most 60 s", ttl(p, "MinTTL"), ttl(p, "DefaultTTL"))
+		}
+		for _, h := range items(get(p, "ParametersInCacheKeyAndForwardedToOrigin", "HeadersConfig", "Headers")) {
+			if strings.Contains(strings.ToLower(h.Value), "authorization") {
+				t.Errorf("cache policy puts %s in the cache key", h.Value)
+			}
+		}
+		if viewerFunction(b) != "GetAtt:ForwardAuthFunction.FunctionARN" {
+			t.Errorf("no viewer-request association with ForwardAuthFunction")
+		}
+		orp := get(tm.resources[strings.TrimPrefix(ref(get(b, "OriginRequestPolicyId")), "Ref:")],
+			"Properties", "OriginRequestPolicyConfig")
+		var headers []string
+		for _, h := range items(get(orp, "HeadersConfig", "Headers")) {
+			headers = append(headers, strings.ToLower(h.Value))
+		}
+		slices.Sort(headers)
+		if str(orp, "HeadersConfig", "HeaderBehavior") != "whitelist" ||
+			!slices.Equal(headers, []string{"x-amz-content-sha256", "x-modmirror-authorization"}) ||
+			str(orp, "CookiesConfig", "CookieBehavior") != "none" || str(orp, "QueryStringsConfig", "QueryStringBehavior") != "none" {
+			t.Errorf("origin request policy forwards headers %s %v; want exactly x-modmirror-authorization and x-amz-content-sha256, no cookies or query",
+				str(orp, "HeadersConfig", "HeaderBehavior"), headers)
 		}
 	}
 
+	// The private path patterns as a deployment would set them; none, they add no behaviour.
+	private := map[string]string{"PrivatePathPattern1": "/corp.example.com/*", "PrivatePathPattern2": "/git.internal/*"}
+	none := map[string]string{"PrivatePathPattern1": "", "PrivatePathPattern2": ""}
+	if got, want := len(behaviours(t, tm, dist, private)), len(behaviours(t, tm, dist, none))+2; got != want {
+		t.Errorf("%d behaviours with two private path patterns; want %d", got, want)
+	}
+	for _, b := range behaviours(t, tm, dist, none) {
+		if paramValue(tm, get(b, "PathPattern"), none) == "" {
+			t.Errorf("line %d: a behaviour without a path pattern when no private path pattern is set", b.Line)
+		}
+	}
+
+	const (
+		bucket   = "bucket then function"
+		function = "function"
+		uncached = "function, uncached"
+	)
 	tests := []struct {
 		path   string
-		bucket bool
+		params map[string]string
+		want   string
+		post   bool // POST (and the other methods) allowed; else GET and HEAD only
 	}{
-		{"/example.com/lib/@v/v1.1.0.mod", true},
-		{"/example.com/lib/@v/v1.1.0.zip", true},
-		{"/example.com/lib/@v/v1.1.0.info", true},
-		{"/example.com/!upper/!mod/@v/v1.0.0.info", true},
-		{"/example.com/incompat/@v/v2.0.0+incompatible.info", true},
-		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", true},
-		{"/example.com/lib/@v/v1.2.3-rc.1.info", true},
-		{"/example.com/pseudo/@v/v0.0.0-20240102030405-abcdef123456.info", true},
-		{"/example.com/lib/@v/list", false},
-		{"/example.com/lib/@latest", false},
-		{"/example.com/lib/@v/main.info", false},
-		{"/example.com/lib/@v/v1.info", false},
-		{"/example.com/lib/@v/v1.2.info", false},
-		{"/sumdb/sum.example/supported", false},
-		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", false},
-		{"/sumdb/sum.example/tile/8/0/000", false},
-		{"/sumdb/sum.example/latest", false},
+		{"/example.com/lib/@v/v1.1.0.mod", private, bucket, false},
+		{"/example.com/lib/@v/v1.1.0.zip", private, bucket, false},
+		{"/example.com/lib/@v/v1.1.0.info", private, bucket, false},
+		{"/example.com/!upper/!mod/@v/v1.0.0.info", private, bucket, false},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.info", private, bucket, false},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", private, bucket, false},
+		{"/example.com/lib/@v/v1.2.3-rc.1.info", private, bucket, false},
+		{"/example.com/pseudo/@v/v0.0.0-20240102030405-abcdef123456.info", private, bucket, false},
+		{"/example.com/lib/@v/list", private, function, false},
+		{"/example.com/lib/@latest", private, function, false},
+		{"/example.com/lib/@v/main.info", private, function, false},
+		{"/example.com/lib/@v/v1.info", private, function, false},
+		{"/example.com/lib/@v/v1.2.info", private, function, false},
+		{"/sumdb/sum.example/supported", private, function, false},
+		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", private, function, false},
+		{"/sumdb/sum.example/lookup/corp.example.com/lib@v1.1.0", private, function, false},
+		{"/sumdb/sum.example/tile/8/0/000", private, function, false},
+		{"/sumdb/sum.example/latest", private, function, false},
+		// Private module paths: the function only, whatever the file, never cached.
+		{"/corp.example.com/lib/@v/v1.1.0.zip", private, uncached, false},
+		{"/corp.example.com/lib/@v/v1.1.0.mod", private, uncached, false},
+		{"/corp.example.com/lib/@v/v1.1.0.info", private, uncached, false},
+		{"/corp.example.com/lib/@v/list", private, uncached, false},
+		{"/corp.example.com/lib/@latest", private, uncached, false},
+		{"/git.internal/team/!tool/@v/v2.0.0+incompatible.zip", private, uncached, false},
+		// Without private path patterns, such a path is an ordinary one.
+		{"/corp.example.com/lib/@v/v1.1.0.zip", none, bucket, false},
+		{"/corp.example.com/lib/@v/list", none, function, false},
+		// Warm: a POST, to the function only.
+		{"/_mirror/warm", private, uncached, true},
+		{"/_mirror/warm", none, uncached, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			r := routeOf(tt.path)
-			if tt.bucket != (r.name != "default") {
-				t.Fatalf("routed by %s; want the bucket first: %v", r.name, tt.bucket)
+		t.Run(fmt.Sprintf("%s/private=%t", tt.path, tt.params["PrivatePathPattern1"] != ""), func(t *testing.T) {
+			r := routeOf(t, tt.path, tt.params)
+			got := function
+			if _, disabled := policy(r.behavior); disabled {
+				got = uncached
 			}
-			if slices.ContainsFunc(items(get(r.behavior, "AllowedMethods")), func(n *yaml.Node) bool { return n.Value != "GET" && n.Value != "HEAD" }) {
-				t.Errorf("allows methods beyond GET and HEAD")
+			if groups[str(r.behavior, "TargetOriginId")] != nil {
+				got = bucket
 			}
-			if tt.bucket {
+			if got != tt.want {
+				t.Fatalf("routed by %s to the %s; want the %s", r.name, got, tt.want)
+			}
+			var methods []string
+			for _, m := range items(get(r.behavior, "AllowedMethods")) {
+				methods = append(methods, m.Value)
+			}
+			slices.Sort(methods)
+			want := []string{"GET", "HEAD"}
+			if tt.post {
+				want = []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+			}
+			if !slices.Equal(methods, want) {
+				t.Errorf("allows %v; want %v", methods, want)
+			}
+			if tt.want == bucket {
 				checkBucketFirst(t, r.behavior)
 			} else {
-				checkFunction(t, r.behavior)
+				checkFunction(t, r.behavior, tt.want == uncached)
 			}
 		})
 	}
@@ -566,19 +763,30 @@ func TestTemplateParameters(t *testing.T) {
 }
 
 // TestTemplateBuild checks the pieces the template takes from elsewhere: the CloudFront
-// Function's code and the Makefile's SAM build hook.
+// Functions' code and the Makefile's SAM build hook.
 func TestTemplateBuild(t *testing.T) {
 	tm := readTemplate(t)
-	code, err := os.ReadFile("cloudfront/plus-rewrite.js")
-	if err != nil {
-		t.Fatal(err)
+	functions := map[string]string{
+		"PlusRewriteFunction": "cloudfront/plus-rewrite.js",
+		"ForwardAuthFunction": "cloudfront/forward-auth.js",
 	}
-	cf := get(tm.resources["PlusRewriteFunction"], "Properties")
-	if str(cf, "FunctionCode") != string(code) {
-		t.Errorf("template's PlusRewriteFunction code differs from infra/cloudfront/plus-rewrite.js")
+	for name, file := range functions {
+		code, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf := get(tm.resources[name], "Properties")
+		if str(cf, "FunctionCode") != string(code) {
+			t.Errorf("template's %s code differs from infra/%s", name, file)
+		}
+		if str(cf, "FunctionConfig", "Runtime") != "cloudfront-js-2.0" || str(cf, "AutoPublish") != "true" {
+			t.Errorf("CloudFront Function %s: want runtime cloudfront-js-2.0, published", name)
+		}
 	}
-	if str(cf, "FunctionConfig", "Runtime") != "cloudfront-js-2.0" || str(cf, "AutoPublish") != "true" {
-		t.Errorf("CloudFront Function: want runtime cloudfront-js-2.0, published")
+	for name, r := range tm.resources {
+		if _, ok := functions[name]; !ok && str(r, "Type") == "AWS::CloudFront::Function" {
+			t.Errorf("CloudFront Function %s has no source file the test compares it with", name)
+		}
 	}
 	mk, err := os.ReadFile("../Makefile")
 	if err != nil {

@@ -1,0 +1,15 @@
+// CloudFront Function (runtime cloudfront-js-2.0), viewer request, on the cache behaviours that
+// reach the Lambda function. The function URL's origin access control signs each origin request
+// with its own Authorization header, replacing the viewer's, so the go command's Basic or Bearer
+// credentials would never reach the function: the viewer's Authorization is copied into
+// X-Modmirror-Authorization (which the origin request policy forwards and the proxy checks like
+// Authorization). Nothing else changes. template.yaml carries a copy of this code, which a Go
+// test (infra/) keeps identical.
+function handler(event) {
+    var request = event.request;
+    var auth = request.headers['authorization'];
+    if (auth && auth.value) {
+        request.headers['x-modmirror-authorization'] = { value: auth.value };
+    }
+    return request;
+}
