@@ -43,6 +43,9 @@ func (h *Handler) serveImmutable(x *exchange) {
 	obj, err := h.cfg.Store.Open(ctx, x.req.Key)
 	if err == nil {
 		x.cache = cacheHit
+		if h.cfg.Prefetch && x.up != nil {
+			h.prefetch(x) // a prefetched .info still leads to its zip
+		}
 		h.serveImmutableObject(x, obj)
 		return
 	}
@@ -94,6 +97,10 @@ func (h *Handler) prefetch(x *exchange) {
 	case goproxy.Mod:
 		next = []string{".info"}
 	}
+	if len(next) == 0 || h.prefetched.has(x.req.Key) {
+		return
+	}
+	h.prefetched.add(x.req.Key, time.Hour)
 	mv := module.Version{Path: x.req.Path, Version: x.req.Version}
 	ctx := context.WithoutCancel(x.r.Context())
 	for _, ext := range next {

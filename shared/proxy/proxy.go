@@ -101,6 +101,8 @@ type Handler struct {
 	notFound *expiringSet
 	// fresh remembers which lists and @latest answers were fetched from the upstream recently.
 	fresh *expiringSet
+	// prefetched remembers the objects whose followers were prefetched already.
+	prefetched *expiringSet
 	// listed remembers versions known to be in their module's stored list.
 	listed *expiringSet
 	// privateSums holds PrivateGoSum by "path version" and "path version/go.mod".
@@ -152,6 +154,7 @@ func New(c Config) (*Handler, error) {
 		notFound:    newExpiringSet(10000, c.Now),
 		fresh:       newExpiringSet(10000, c.Now),
 		listed:      newExpiringSet(100000, c.Now),
+		prefetched:  newExpiringSet(100000, c.Now),
 		privateSums: make(map[string]string),
 		fillSlots:   make(chan struct{}, c.MaxFills),
 		small:       newMemCache(c.MemoryCache),

@@ -559,6 +559,13 @@ func TestPrefetch(t *testing.T) {
 		t.Errorf("after a .mod: .info stored %v, zip fetched %d times; want the .info and no zip",
 			e.has(t, strings.TrimPrefix(other+".info", "/")), e.up.Count(other+".zip"))
 	}
+	// The go command's order in go mod download: every .mod, then every .info, then every zip.
+	// The .info is a hit by then (prefetched), and still leads to the zip.
+	e.get(t, other+".info")
+	e.h.Wait(t.Context())
+	if !e.has(t, strings.TrimPrefix(other+".zip", "/")) {
+		t.Error("a prefetched .info, when asked for, did not prefetch its zip")
+	}
 	// A version the upstream lacks starts no prefetch.
 	e.get(t, "/example.com/lib/@v/v1.9.0.info")
 	e.h.Wait(t.Context())
