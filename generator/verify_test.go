@@ -13,6 +13,7 @@ import (
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store/dirstore"
 	"github.com/modmirror/modmirror/shared/testkit"
 	"github.com/modmirror/modmirror/shared/upstream"
@@ -190,7 +191,7 @@ func TestVerifyFilledStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := proxy.New(proxy.Config{Store: st, Upstream: up, Checksums: cdb, Logger: slog.New(slog.DiscardHandler), Spool: proxy.TempFileSpool(t.TempDir())})
+	h, err := proxy.New(proxy.Config{Store: st, Upstream: up, Checksums: cdb, Logger: slog.New(slog.DiscardHandler), Spool: spool.Options{Dir: t.TempDir(), MemoryMax: 1 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -111,7 +110,7 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 		}
 
 		logf("wrangler dev --local")
-		port, err := freePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			return err
 		}
@@ -129,7 +128,7 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./functions/server: %w\n%s", err, out)
 		}
-		sport, err := freePort()
+		sport, err := testkit.FreePort()
 		if err != nil {
 			return err
 		}
@@ -267,15 +266,6 @@ func startProcess(ctx context.Context, tb *testkit.Harness, dir string, env []st
 		}
 	}
 	return fmt.Errorf("%s did not answer %s/healthz in 60s", filepath.Base(bin), url)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func copyDir(from, to string) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/s3store"
 	"github.com/modmirror/modmirror/shared/upstream"
@@ -75,7 +76,7 @@ func setup(ctx context.Context, args []string, getenv func(string) string, logge
 	if err != nil {
 		return nil, err
 	}
-	cfg.Spool = proxy.TempFileSpool(o.spoolDir)
+	cfg.Spool = spool.Options{Dir: o.spoolDir, MemoryMax: 1 << 20}
 	cfg.Redirect = redirectLarge(st, o.inlineMax)
 	cfg.WarmInRequest = true // the function's work ends with its response
 	h, err := proxy.New(cfg)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/modmirror/modmirror/shared/proxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
@@ -18,7 +19,7 @@ func buildHandler(st store.Store, o *options, transport http.RoundTripper, logge
 	if err != nil {
 		return nil, err
 	}
-	cfg.Spool = memSpooler{limit: o.spoolLimit}
+	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit} // no file system: every zip in memory
 	cfg.WarmInRequest = true
 	h, err := proxy.New(cfg)
 	if err != nil {

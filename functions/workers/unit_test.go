@@ -3,60 +3,9 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"io"
-	"math/rand/v2"
 	"strings"
 	"testing"
 )
-
-func TestMemSpool(t *testing.T) {
-	sp, err := memSpooler{limit: 3 * spoolChunk}.Spool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	data := make([]byte, 2*spoolChunk+12345)
-	rand.NewChaCha8([32]byte{7}).Read(data)
-	// Written in odd pieces, across chunk boundaries.
-	for rest := data; len(rest) > 0; {
-		n := min(len(rest), 70001)
-		if w, err := sp.Write(rest[:n]); w != n || err != nil {
-			t.Fatalf("Write = %d, %v", w, err)
-		}
-		rest = rest[n:]
-	}
-	if pos, err := sp.Seek(0, io.SeekStart); pos != 0 || err != nil {
-		t.Fatalf("Seek = %d, %v", pos, err)
-	}
-	got, err := io.ReadAll(sp)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("ReadAll: %d bytes, %v; want the %d written", len(got), err, len(data))
-	}
-	buf := make([]byte, 100)
-	off := int64(spoolChunk - 50)
-	if n, err := sp.ReadAt(buf, off); n != 100 || err != nil || !bytes.Equal(buf, data[off:off+100]) {
-		t.Errorf("ReadAt across a chunk boundary = %d, %v", n, err)
-	}
-	if n, err := sp.ReadAt(buf, int64(len(data))-10); n != 10 || err != io.EOF {
-		t.Errorf("ReadAt at the end = %d, %v; want 10, EOF", n, err)
-	}
-	if pos, err := sp.Seek(-10, io.SeekEnd); pos != int64(len(data))-10 || err != nil {
-		t.Errorf("Seek from the end = %d, %v", pos, err)
-	}
-	// Past the limit: refused, nothing written.
-	sp.Seek(0, io.SeekEnd)
-	if n, err := sp.Write(make([]byte, spoolChunk)); n != 0 || !errors.Is(err, ErrSpoolFull) {
-		t.Errorf("Write past the limit = %d, %v; want 0, ErrSpoolFull", n, err)
-	}
-	if err := sp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sp.Write([]byte("x")); err == nil {
-		t.Errorf("Write after Close succeeded")
-	}
-}
 
 func TestParseRange(t *testing.T) {
 	const size = 100

@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -102,7 +101,10 @@ type worker struct {
 // ends.
 func (tl *tools) startWorker(t *testing.T, dir, persist string, vars map[string]string) *worker {
 	t.Helper()
-	port := freePort(t)
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"dev", "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "log"}
 	for k, v := range vars {
@@ -162,16 +164,6 @@ func (tl *tools) startWorker(t *testing.T, dir, persist string, vars map[string]
 			t.Fatalf("wrangler dev did not answer /healthz in 60s (last: %v):\n%s", err, w.logs)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // parallel runs fns at once and returns when all are done.

@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +22,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/modmirror/modmirror/shared/testkit"
 )
 
 const dbName = "sum.example.test"
@@ -97,22 +98,7 @@ func (s *testSumDB) remote(ctx context.Context, path string) ([]byte, error) {
 }
 
 // logBuffer collects log output safely.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = testkit.Buffer
 
 func newTestDB(t testing.TB, s *testSumDB, st *memStore, remote Remote, logs *logBuffer, nosumdb string) *DB {
 	t.Helper()

@@ -75,20 +75,29 @@ func ReadGoEnv() (GoEnv, error) {
 // UpstreamList drops the entries modmirror cannot use ("direct", "off") from a GOPROXY list.
 // An empty result means there is no proxy to fill from.
 func UpstreamList(goproxy string) string {
+	return mapList(goproxy, func(entry string) string {
+		if entry == "direct" || entry == "off" {
+			return ""
+		}
+		return entry
+	})
+}
+
+// mapList rewrites each entry of a GOPROXY list with fn, keeping the separators; entries fn
+// makes empty are dropped with theirs.
+func mapList(list string, fn func(entry string) string) string {
 	var b strings.Builder
-	for goproxy != "" {
-		entry, sep := goproxy, ""
-		if i := strings.IndexAny(goproxy, ",|"); i >= 0 {
-			entry, sep, goproxy = goproxy[:i], goproxy[i:i+1], goproxy[i+1:]
+	for list != "" {
+		entry, sep := list, ""
+		if i := strings.IndexAny(list, ",|"); i >= 0 {
+			entry, sep, list = list[:i], list[i:i+1], list[i+1:]
 		} else {
-			goproxy = ""
+			list = ""
 		}
-		entry = strings.TrimSpace(entry)
-		if entry == "" || entry == "direct" || entry == "off" {
-			continue
+		if entry = fn(strings.TrimSpace(entry)); entry != "" {
+			b.WriteString(entry)
+			b.WriteString(sep)
 		}
-		b.WriteString(entry)
-		b.WriteString(sep)
 	}
 	return strings.TrimRight(b.String(), ",|")
 }

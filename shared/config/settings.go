@@ -185,27 +185,19 @@ func ParseNetrc(data []byte) []NetrcEntry {
 // WithNetrcCredentials adds credentials from netrc to the http(s) URLs of a GOPROXY list that
 // have none, matching the URL's host (with or without its port) against the machine names.
 func WithNetrcCredentials(list string, netrc []NetrcEntry) string {
-	var b strings.Builder
-	for list != "" {
-		entry, sep := list, ""
-		if i := strings.IndexAny(list, ",|"); i >= 0 {
-			entry, sep, list = list[:i], list[i:i+1], list[i+1:]
-		} else {
-			list = ""
+	return mapList(list, func(entry string) string {
+		u, err := url.Parse(entry)
+		if err != nil || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			return entry
 		}
-		if u, err := url.Parse(strings.TrimSpace(entry)); err == nil && u.User == nil && (u.Scheme == "https" || u.Scheme == "http") {
-			for _, n := range netrc {
-				if n.Machine == u.Host || n.Machine == u.Hostname() {
-					u.User = url.UserPassword(n.Login, n.Password)
-					entry = u.String()
-					break
-				}
+		for _, n := range netrc {
+			if n.Machine == u.Host || n.Machine == u.Hostname() {
+				u.User = url.UserPassword(n.Login, n.Password)
+				return u.String()
 			}
 		}
-		b.WriteString(entry)
-		b.WriteString(sep)
-	}
-	return b.String()
+		return entry
+	})
 }
 
 // FileOrContent wraps readFile for hosts whose settings come from environment variables (Lambda):

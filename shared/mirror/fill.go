@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
 
 	"github.com/modmirror/modmirror/shared/checksum"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 )
 
@@ -257,19 +257,10 @@ func (g *Generator) hashStored(ctx context.Context, m module.Version, key string
 	return checksum.HashZip(sp, sp.size, m.Path, m.Version)
 }
 
-// spooled is a zip held while it is verified: in memory if small, else in a temporary file.
+// spooled is a zip held while it is verified, with its size.
 type spooled struct {
-	io.ReadSeeker
-	io.ReaderAt
-	size  int64
-	close func() error
-}
-
-func (s *spooled) Close() error {
-	if s.close == nil {
-		return nil
-	}
-	return s.close()
+	spool.File
+	size int64
 }
 
 // fetchZip downloads a zip into a spool.
@@ -294,42 +285,11 @@ func (g *Generator) fetchZip(ctx context.Context, key string) (*spooled, error) 
 
 // spool copies r (size bytes, or -1 if unknown) into memory or a temporary file.
 func (g *Generator) spool(r io.Reader, size int64) (*spooled, error) {
-	if size >= 0 && size <= memSpool {
-		buf := make([]byte, size+1)
-		n, err := io.ReadFull(r, buf)
-		if err != io.ErrUnexpectedEOF && err != nil {
-			return nil, err
-		}
-		if int64(n) != size {
-			return nil, fmt.Errorf("got %d bytes, want %d", n, size)
-		}
-		br := bytes.NewReader(buf[:n])
-		return &spooled{ReadSeeker: br, ReaderAt: br, size: size}, nil
-	}
-	f, err := os.CreateTemp(g.scratchDir, "zip-*")
+	f, n, err := spool.Options{Dir: g.scratchDir, MemoryMax: memSpool}.Copy(r, size, maxZip)
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	remove := func() error {
-		err := f.Close()
-		if rerr := os.Remove(f.Name()); err == nil {
-			err = rerr
-		}
-		return err
-	}
-	n, err := io.Copy(f, io.LimitReader(r, maxZip+1))
-	switch {
-	case err != nil:
-	case n > maxZip:
-		err = fmt.Errorf("zip is over the %d-byte limit", int64(maxZip))
-	case size >= 0 && n != size:
-		err = fmt.Errorf("got %d bytes, want %d", n, size)
-	}
-	if err != nil {
-		remove()
 		return nil, err
 	}
-	return &spooled{ReadSeeker: f, ReaderAt: f, size: n, close: remove}, nil
+	return &spooled{File: f, size: n}, nil
 }
 
 // fetchSmall downloads a small object whole.
@@ -341,18 +301,14 @@ func (g *Generator) fetchSmall(ctx context.Context, key string, limit int64) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.Size > limit {
-		return nil, fmt.Errorf("%s: %d bytes is over the %d-byte limit", resp.URL, resp.Size, limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(&counter{r: resp.Body, g: g}, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", resp.URL, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: over the %d-byte limit", resp.URL, limit)
-	}
-	return data, nil
+	resp.Body = readCloser{&counter{r: resp.Body, g: g}, resp.Body}
+	return resp.ReadAll(limit)
+}
+
+// readCloser reads through one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // counter counts the bytes read from the upstream.

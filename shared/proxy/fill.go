@@ -257,31 +257,22 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if resp.Size > maxZip {
 		return fmt.Errorf("upstream zip of %d bytes is over the %d-byte limit", resp.Size, int64(maxZip))
 	}
-	var spool SpoolFile
-	if resp.Size >= 0 && resp.Size <= smallZip {
-		spool = newMemSpool(resp.Size)
-	} else if spool, err = h.cfg.Spool.Spool(); err != nil {
-		return err
-	}
-	defer spool.Close()
-	size, err := io.Copy(spool, io.LimitReader(resp.Body, maxZip+1))
+	zip, size, err := h.cfg.Spool.Copy(resp.Body, resp.Size, maxZip)
 	if err != nil {
 		return fmt.Errorf("read zip from %s: %w", resp.URL, err)
 	}
-	if size > maxZip {
-		return fmt.Errorf("upstream zip is over the %d-byte limit", int64(maxZip))
-	}
-	hash, err := checksum.HashZip(spool, size, req.Path, req.Version)
+	defer zip.Close()
+	hash, err := checksum.HashZip(zip, size, req.Path, req.Version)
 	if err != nil {
 		return fmt.Errorf("invalid zip from %s: %w", resp.URL, err)
 	}
 	if err := h.verify(ctx, req, private, false, hash); err != nil {
 		return err
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+	if _, err := zip.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewind spool: %w", err)
 	}
-	return h.put(ctx, req.Key, spool, size, putOpts)
+	return h.put(ctx, req.Key, zip, size, putOpts)
 }
 
 // put stores an object create-only; losing the race to an identical write is success.
@@ -331,18 +322,7 @@ func fetchSmall(ctx context.Context, up Upstream, path string, limit int64) ([]b
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.Size > limit {
-		return nil, fmt.Errorf("%s: answer of %d bytes is over the %d-byte limit", resp.URL, resp.Size, limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", resp.URL, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: answer is over the %d-byte limit", resp.URL, limit)
-	}
-	return data, nil
+	return resp.ReadAll(limit)
 }
 
 // infoJSON is the .info and @latest answer.

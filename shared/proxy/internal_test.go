@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"slices"
 	"testing"
 	"time"
@@ -96,30 +95,5 @@ func TestMemCache(t *testing.T) {
 	off.put("a", obj(1))
 	if _, ok := off.get("a"); ok {
 		t.Fatal("a disabled cache kept an object")
-	}
-}
-
-func TestMemSpool(t *testing.T) {
-	s := newMemSpool(4)
-	if _, err := s.Write([]byte("hello, ")); err != nil {
-		t.Fatal(err)
-	}
-	s.Write([]byte("world"))
-	buf := make([]byte, 5)
-	if n, err := s.ReadAt(buf, 7); n != 5 || err != nil || string(buf) != "world" {
-		t.Fatalf("ReadAt(7) = %d %v %q", n, err, buf)
-	}
-	if n, err := s.ReadAt(buf, 10); n != 2 || err != io.EOF {
-		t.Fatalf("ReadAt past the end = %d %v; want 2, EOF", n, err)
-	}
-	if off, err := s.Seek(-5, io.SeekEnd); off != 7 || err != nil {
-		t.Fatalf("Seek(-5, end) = %d %v", off, err)
-	}
-	rest, err := io.ReadAll(s)
-	if err != nil || string(rest) != "world" {
-		t.Fatalf("read after seek = %q %v", rest, err)
-	}
-	if _, err := s.Seek(-1, io.SeekStart); err == nil {
-		t.Fatal("a negative offset was accepted")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/modmirror/modmirror/shared/auth"
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/goproxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
@@ -46,8 +47,9 @@ type Config struct {
 	// /sumdb/ endpoints answer 404.
 	Checksums Checksums
 	Logger    *slog.Logger
-	// Spool holds a zip while it is verified; default: temporary files in os.TempDir().
-	Spool Spooler
+	// Spool says where a zip is held while it is verified. Default: in memory up to 1 MiB, else
+	// in a temporary file in os.TempDir().
+	Spool spool.Options
 	// FreshFor is how long a list or @latest fetched from the upstream is served before the
 	// upstream is asked again. Default goproxy.ShortTTL.
 	FreshFor time.Duration
@@ -124,8 +126,8 @@ func New(c Config) (*Handler, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Spool == nil {
-		c.Spool = TempFileSpool(os.TempDir())
+	if c.Spool == (spool.Options{}) {
+		c.Spool = spool.Options{Dir: os.TempDir(), MemoryMax: 1 << 20}
 	}
 	if c.FreshFor <= 0 {
 		c.FreshFor = goproxy.ShortTTL

@@ -20,6 +20,7 @@ import (
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/dirstore"
 	"github.com/modmirror/modmirror/shared/testkit"
@@ -64,7 +65,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.store = st
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: proxy.TempFileSpool(t.TempDir()), Redirect: o.redirect, Prefetch: o.prefetch}
+	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: 1 << 20}, Redirect: o.redirect, Prefetch: o.prefetch}
 	db := &config.SumDB{Name: e.up.SumDBName, Key: e.up.SumDBKey, URL: "https://" + e.up.SumDBName}
 	dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
 	if !o.offline {

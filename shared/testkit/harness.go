@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -150,4 +151,15 @@ func (h *Harness) Fatal(args ...any) {
 func (h *Harness) Fatalf(format string, args ...any) {
 	h.Fail()
 	panic(fatal{msg: fmt.Sprintf(format, args...)})
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on right now, for a service that
+// must be told its port before it starts (wrangler, versitygw).
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

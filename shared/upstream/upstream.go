@@ -367,6 +367,12 @@ func (c *Client) GetBytes(ctx context.Context, path string, limit int64) ([]byte
 	if err != nil {
 		return nil, err
 	}
+	return resp.ReadAll(limit)
+}
+
+// ReadAll reads the whole body and closes it, refusing a body over limit bytes (negative: no
+// limit). Its errors name the URL.
+func (resp *Response) ReadAll(limit int64) ([]byte, error) {
 	defer resp.Body.Close()
 	if limit >= 0 && resp.Size > limit {
 		return nil, fmt.Errorf("GET %s: body of %d bytes exceeds the limit of %d bytes", resp.URL, resp.Size, limit)
@@ -379,9 +385,9 @@ func (c *Client) GetBytes(ctx context.Context, path string, limit int64) ([]byte
 	if resp.Size > 0 {
 		buf = make([]byte, 0, resp.Size)
 	}
-	buf, err = readAll(r, buf)
+	buf, err := readAll(r, buf)
 	if err != nil {
-		return nil, err // already names the URL
+		return nil, fmt.Errorf("read %s: %w", resp.URL, err)
 	}
 	if limit >= 0 && int64(len(buf)) > limit {
 		return nil, fmt.Errorf("GET %s: body exceeds the limit of %d bytes", resp.URL, limit)

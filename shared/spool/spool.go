@@ -1,0 +1,186 @@
+// Package spool holds a download (a module zip) while it is checked and hashed, so that a zip of
+// any size passes through in bounded memory: in memory when it is small or when the host has no
+// file system (a Worker), else in a temporary file. A spool is written once, then read, seeked
+// and read at offsets; Close discards it.
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// File is a spool.
+type File interface {
+	io.ReadWriteSeeker
+	io.ReaderAt
+	io.Closer
+}
+
+// ErrFull is returned by a memory spool's Write past its limit.
+var ErrFull = errors.New("spool: over its memory limit")
+
+// Options say where a spool is held.
+type Options struct {
+	// Dir holds temporary files. Empty: no file system (a Worker); every spool is in memory.
+	Dir string
+	// MemoryMax is the largest content of known size held in memory when Dir is set, and the
+	// largest content at all when it is not.
+	MemoryMax int64
+}
+
+// Copy spools what r holds: size bytes, or -1 when unknown. More than limit bytes, or a size
+// other than announced, is an error; so is, with no Dir, more than MemoryMax. The returned spool
+// is positioned at its start.
+func (o Options) Copy(r io.Reader, size, limit int64) (File, int64, error) {
+	var f File
+	switch {
+	case o.Dir == "":
+		if size > o.MemoryMax {
+			return nil, 0, o.tooLarge()
+		}
+		f = NewMemory(min(limit+1, o.MemoryMax))
+	case size >= 0 && size <= o.MemoryMax:
+		f = NewMemory(size)
+	default:
+		var err error
+		if f, err = NewTemp(o.Dir); err != nil {
+			return nil, 0, err
+		}
+	}
+	n, err := io.Copy(f, io.LimitReader(r, limit+1))
+	switch {
+	case errors.Is(err, ErrFull) && o.Dir == "":
+		err = o.tooLarge()
+	case errors.Is(err, ErrFull):
+		err = fmt.Errorf("got more than the %d bytes announced", size)
+	case err != nil:
+	case n > limit:
+		err = fmt.Errorf("over the %d-byte limit", limit)
+	case size >= 0 && n != size:
+		err = fmt.Errorf("got %d bytes, not the %d announced", n, size)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, n, nil
+}
+
+func (o Options) tooLarge() error {
+	return fmt.Errorf("%w: too large to verify in memory, over %d MiB", ErrFull, o.MemoryMax>>20)
+}
+
+// NewTemp returns a spool in a new temporary file in dir, removed on Close.
+func NewTemp(dir string) (File, error) {
+	f, err := os.CreateTemp(dir, "modmirror-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return removeOnClose{f}, nil
+}
+
+type removeOnClose struct{ *os.File }
+
+func (f removeOnClose) Close() error {
+	err := f.File.Close()
+	if rerr := os.Remove(f.Name()); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// chunk is the unit a memory spool grows by: growing never copies what it holds already.
+const chunk = 1 << 20
+
+// Memory is a spool in memory holding at most a limit of bytes, in chunks of 1 MiB (the last one
+// cut to the limit), so that growing never copies and a small spool takes only what it needs.
+type Memory struct {
+	limit  int64
+	chunks [][]byte
+	size   int64
+	off    int64
+	closed bool
+}
+
+// NewMemory returns an empty memory spool that holds at most limit bytes.
+func NewMemory(limit int64) *Memory { return &Memory{limit: limit} }
+
+// Write implements io.Writer at the current offset; writing past the limit fails with ErrFull
+// and writes nothing.
+func (m *Memory) Write(p []byte) (int, error) {
+	if m.closed {
+		return 0, errors.New("spool: closed")
+	}
+	end := m.off + int64(len(p))
+	if end > m.limit {
+		return 0, fmt.Errorf("%w of %d bytes", ErrFull, m.limit)
+	}
+	for held := int64(len(m.chunks)) * chunk; held < end; held += chunk {
+		m.chunks = append(m.chunks, make([]byte, min(chunk, m.limit-held)))
+	}
+	n := 0
+	for n < len(p) {
+		pos := m.off + int64(n)
+		n += copy(m.chunks[pos/chunk][pos%chunk:], p[n:])
+	}
+	m.off = end
+	m.size = max(m.size, end)
+	return n, nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (m *Memory) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("spool: negative offset")
+	}
+	n := 0
+	for n < len(p) && off+int64(n) < m.size {
+		pos := off + int64(n)
+		c := m.chunks[pos/chunk][pos%chunk:]
+		c = c[:min(int64(len(c)), m.size-pos)]
+		n += copy(p[n:], c)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Read implements io.Reader at the current offset.
+func (m *Memory) Read(p []byte) (int, error) {
+	n, err := m.ReadAt(p, m.off)
+	m.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek implements io.Seeker.
+func (m *Memory) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += m.off
+	case io.SeekEnd:
+		offset += m.size
+	default:
+		return 0, fmt.Errorf("spool: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, errors.New("spool: negative position")
+	}
+	m.off = offset
+	return offset, nil
+}
+
+// Close drops the chunks, so the memory can be collected.
+func (m *Memory) Close() error {
+	m.chunks, m.size, m.off, m.closed = nil, 0, 0, true
+	return nil
+}
