@@ -20,8 +20,10 @@ const (
 	maxInfo = 64 << 10
 	maxMod  = modzip.MaxGoMod
 	maxZip  = modzip.MaxZipFile
-	// memSpool is the largest zip verified in memory; larger ones go through a temporary file.
-	memSpool = 1 << 20
+	// spoolMemory is how many bytes of zips all the run's jobs together hold in memory while
+	// they verify them; a zip that does not fit in what is left goes through a temporary file,
+	// which costs writing and reading it once more.
+	spoolMemory = 32 << 20
 )
 
 // modEntry is one module version's go.mod, loaded and verified once per run.
@@ -260,7 +262,18 @@ func (g *Generator) hashStored(ctx context.Context, m module.Version, key string
 // spooled is a zip held while it is verified, with its size.
 type spooled struct {
 	spool.File
-	size int64
+	size    int64
+	release func() // gives its memory back to the run's budget; nil for a file
+}
+
+// Close discards the zip.
+func (s *spooled) Close() error {
+	err := s.File.Close()
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	return err
 }
 
 // fetchZip downloads a zip into a spool.
@@ -283,9 +296,18 @@ func (g *Generator) fetchZip(ctx context.Context, key string) (*spooled, error) 
 	return sp, nil
 }
 
-// spool copies r (size bytes, or -1 if unknown) into memory or a temporary file.
+// spool copies r (size bytes, or -1 if unknown) into memory, if it fits in what is left of the
+// run's spool memory, or else into a temporary file.
 func (g *Generator) spool(r io.Reader, size int64) (*spooled, error) {
-	f, n, err := spool.Options{Dir: g.scratchDir, MemoryMax: memSpool}.Copy(r, size, maxZip)
+	if size >= 0 && g.spoolMemory.TryAcquire(size) {
+		f, n, err := spool.Options{Dir: g.scratchDir, MemoryMax: size}.Copy(r, size, maxZip)
+		if err != nil {
+			g.spoolMemory.Release(size)
+			return nil, err
+		}
+		return &spooled{File: f, size: n, release: func() { g.spoolMemory.Release(size) }}, nil
+	}
+	f, n, err := spool.Options{Dir: g.scratchDir}.Copy(r, size, maxZip)
 	if err != nil {
 		return nil, err
 	}

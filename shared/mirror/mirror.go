@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
@@ -136,7 +137,8 @@ type Generator struct {
 
 	held *sumSet // what the mirror holds: _mirror/go.sum plus what this run adds
 
-	fetched atomic.Int64 // bytes downloaded
+	fetched     atomic.Int64        // bytes downloaded
+	spoolMemory *semaphore.Weighted // bytes of zips held in memory, of spoolMemory
 
 	mu   sync.Mutex
 	mods map[module.Version]*modEntry
@@ -155,7 +157,8 @@ func New(ctx context.Context, c Config) (*Generator, error) {
 	if err := st.index(ctx); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	g := &Generator{cfg: c, st: st, log: c.Logger, progress: c.Progress, jobs: c.Jobs, mods: map[module.Version]*modEntry{}}
+	g := &Generator{cfg: c, st: st, log: c.Logger, progress: c.Progress, jobs: c.Jobs, mods: map[module.Version]*modEntry{},
+		spoolMemory: semaphore.NewWeighted(spoolMemory)}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

@@ -35,6 +35,8 @@ type Module struct {
 	// Files maps slash-separated paths inside the module ("go.mod",
 	// "cmd/hello/main.go") to their contents.
 	Files map[string][]byte
+
+	zipped []byte // the zip, made once by Shaped; nil: made on each call
 }
 
 // String returns "path@version".
@@ -72,6 +74,9 @@ func (m *Module) Zip() []byte {
 }
 
 func (m *Module) zip() ([]byte, error) {
+	if m.zipped != nil {
+		return m.zipped, nil
+	}
 	names := make([]string, 0, len(m.Files))
 	for name := range m.Files {
 		names = append(names, name)
