@@ -6,7 +6,7 @@
 # by itself.
 #
 # Environment: GO (default go); BENCH_CORE_FLAGS, extra flags for bench/core (see
-# `go run ./bench/core -h`); default -runs 3 (go mod download figures are medians of 3).
+# `go run ./bench/core -h`); default -runs 3 (requests/s and go mod download figures are medians of 3).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/module"
@@ -37,11 +38,18 @@ type bench struct {
 	server   string // the server binary
 	nginx    string // the nginx binary, or "" with nginxErr
 	nginxErr error
-	mods     []*testkit.Module
+	shaped   *pinned // the goal set: modules of real shapes
+	tiny     *pinned // one-file modules: the requests/s targets, and context
 	big      *testkit.BigModule
 	up       *testkit.Upstream
-	project  string // the module whose go mod download is measured
 	commands []string
+}
+
+// pinned is a set of modules and the module requiring them all, whose go mod download is
+// measured.
+type pinned struct {
+	mods    []*testkit.Module
+	project string
 }
 
 // row is one line of the results table.
@@ -82,32 +90,49 @@ func (b *bench) setup() error {
 		b.commands = append(b.commands, "go build -o $TMP/server ./functions/server")
 	}
 
-	b.logf("making %d synthetic modules and a %d MiB module zip", b.cfg.modules, b.cfg.zipMiB)
-	b.mods = testkit.Synthetic(b.cfg.modules)
+	shapes, err := testkit.LoadShapes()
+	if err != nil {
+		return err
+	}
+	b.logf("making %d modules of real shapes, %d one-file modules and a %d MiB module zip", len(shapes), b.cfg.modules, b.cfg.zipMiB)
+	b.shaped = &pinned{mods: testkit.Shaped(shapes)}
+	b.tiny = &pinned{mods: testkit.Synthetic(b.cfg.modules)}
 	b.big = testkit.NewBig(b.tb, bigPath, bigVersion, b.cfg.zipMiB<<20)
-	b.up = testkit.NewUpstream(b.tb, testkit.Options{Modules: b.mods, Big: []*testkit.BigModule{b.big}})
-
+	b.up = testkit.NewUpstream(b.tb, testkit.Options{
+		Modules: slices.Concat(b.shaped.mods, b.tiny.mods),
+		Big:     []*testkit.BigModule{b.big},
+	})
 	if err := b.fillSumDB(); err != nil {
 		return err
 	}
+	for _, p := range []*pinned{b.shaped, b.tiny} {
+		if p.project, err = b.newProject(p.mods); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-	b.project = filepath.Join(b.root, "project")
-	if err := os.Mkdir(b.project, 0o755); err != nil {
-		return fmt.Errorf("project: %w", err)
+// newProject writes a module requiring every module of mods, with its go.sum, and returns its
+// directory.
+func (b *bench) newProject(mods []*testkit.Module) (string, error) {
+	dir, err := os.MkdirTemp(b.root, "project-")
+	if err != nil {
+		return "", fmt.Errorf("project: %w", err)
 	}
 	var gomod strings.Builder
 	gomod.WriteString("module example.com/benchproject\n\ngo 1.21\n\nrequire (\n")
-	for _, m := range b.mods {
+	for _, m := range mods {
 		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
 	}
 	gomod.WriteString(")\n")
-	if err := os.WriteFile(filepath.Join(b.project, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
-		return fmt.Errorf("project: %w", err)
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
+		return "", fmt.Errorf("project: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(b.project, "go.sum"), testkit.GoSumFile(b.mods...), 0o644); err != nil {
-		return fmt.Errorf("project: %w", err)
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), testkit.GoSumFile(mods...), 0o644); err != nil {
+		return "", fmt.Errorf("project: %w", err)
 	}
-	return nil
+	return dir, nil
 }
 
 // fillSumDB looks every module up in the upstream's checksum database once. The test database
@@ -115,8 +140,8 @@ func (b *bench) setup() error {
 // server would see a new tree head (a tile to fetch, a tree head to replace); the public database
 // already holds every public module and its tree head moves every few seconds, not at every lookup.
 func (b *bench) fillSumDB() error {
-	paths := make([]string, 0, len(b.mods)+1)
-	for _, m := range b.mods {
+	var paths []string
+	for _, m := range slices.Concat(b.shaped.mods, b.tiny.mods) {
 		paths = append(paths, m.Path+"@"+m.Version)
 	}
 	paths = append(paths, b.big.Path+"@"+b.big.Version)
@@ -168,29 +193,28 @@ func (b *bench) startServer(ctx context.Context, name string) (*server, error) {
 // measure takes every measurement in turn; a failed one becomes a row with its error.
 func (b *bench) measure(ctx context.Context) []row {
 	b.commands = append(b.commands,
-		"$TMP/server -listen 127.0.0.1:0 -store $TMP/STORE -upstream http://127.0.0.1:UPSTREAM -sumdb sumdb.test+KEY 2>$TMP/server.log")
-	var rows []row
-	var srv *server
-	dl := []row{
-		{metric: fmt.Sprintf("warm `go mod download`, %d modules (s)", b.cfg.modules), goal: "<= 1.1x"},
-		{metric: fmt.Sprintf("cold `go mod download`, %d modules, empty store (s)", b.cfg.modules), goal: "<= 1.3x"},
+		"$TMP/server -listen 127.0.0.1:0 -store $TMP/STORE -upstream http://127.0.0.1:UPSTREAM -sumdb sumdb.test+KEY 2>$TMP/server.log",
+		"cd $TMP/project && GOPROXY=http://127.0.0.1:UPSTREAM GOSUMDB='sumdb.test+KEY http://127.0.0.1:UPSTREAM/sumdb/sumdb.test' GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # direct",
+		"cd $TMP/project && GOPROXY=http://127.0.0.1:SERVER GOSUMDB=sumdb.test+KEY GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # cold: new server, empty store; warm: again",
+	)
+	shaped := []row{
+		{metric: fmt.Sprintf("warm `go mod download`, %d modules of real shapes (s)", len(b.shaped.mods)), goal: "<= 1.1x"},
+		{metric: fmt.Sprintf("cold `go mod download`, %d modules of real shapes, empty store (s)", len(b.shaped.mods)), goal: "<= 1.3x"},
 	}
-	err := b.tb.Catch(func() error {
-		var err error
-		srv, err = b.downloads(ctx, dl)
-		return err
-	})
-	if err != nil {
-		dl[0].err, dl[1].err = err, err
+	b.downloadRows(ctx, "modules of real shapes", b.shaped, shaped, true)
+	tiny := []row{
+		{metric: fmt.Sprintf("warm `go mod download`, %d one-file modules (context)", len(b.tiny.mods)), goal: "<= 1.1x", context: true},
+		{metric: fmt.Sprintf("cold `go mod download`, %d one-file modules, empty store (context)", len(b.tiny.mods)), goal: "<= 1.3x", context: true},
 	}
+	srv := b.downloadRows(ctx, "one-file modules", b.tiny, tiny, false)
 	var far []row
 	if b.cfg.latency > 0 {
 		far = append(far, row{
-			metric:  fmt.Sprintf("cold `go mod download`, upstream %s away (context)", b.cfg.latency),
+			metric:  fmt.Sprintf("cold `go mod download`, %d one-file modules, upstream %s away (context)", len(b.tiny.mods), b.cfg.latency),
 			goal:    "<= 1.3x",
 			context: true,
 		})
-		far[0].err = b.tb.Catch(func() error { return b.farDownloads(ctx, &far[0]) })
+		far[0].err = b.tb.Catch(func() error { return b.farDownloads(ctx, b.tiny, &far[0]) })
 	}
 
 	rps := row{metric: fmt.Sprintf("cached `.mod` requests/s (%d conns, %d requests)", b.cfg.conns, b.cfg.requests), goal: ">= 0.9x"}
@@ -198,9 +222,10 @@ func (b *bench) measure(ctx context.Context) []row {
 		rps.err = b.tb.Catch(func() error { return b.requestsPerSecond(ctx, srv, &rps) })
 		srv.stop()
 	} else {
-		rps.err = fmt.Errorf("not measured: no filled store (%v)", err)
+		rps.err = fmt.Errorf("not measured: no filled store (%v)", tiny[0].err)
 	}
-	rows = append(rows, rps, dl[0], dl[1])
+	rows := append([]row{rps}, shaped...)
+	rows = append(rows, tiny...)
 	rows = append(rows, far...)
 
 	rss := row{metric: fmt.Sprintf("peak RSS filling and serving a %d MiB zip (MiB)", b.cfg.zipMiB), goal: "<= 64 MiB"}
@@ -208,25 +233,41 @@ func (b *bench) measure(ctx context.Context) []row {
 	return append(rows, rss)
 }
 
-// downloads measures go mod download straight from the upstream, through a server with an
+// downloadRows fills in rows (warm, cold) with the downloads of p, or with the error that stopped
+// them. Unless stop is false, it returns the last server, still running with its store filled.
+func (b *bench) downloadRows(ctx context.Context, name string, p *pinned, rows []row, stop bool) *server {
+	var srv *server
+	err := b.tb.Catch(func() error {
+		var err error
+		srv, err = b.downloads(ctx, name, p, rows)
+		return err
+	})
+	if err != nil {
+		rows[0].err, rows[1].err = err, err
+		return nil
+	}
+	if stop {
+		srv.stop()
+		return nil
+	}
+	return srv
+}
+
+// downloads measures go mod download of p straight from the upstream, through a server with an
 // empty store (cold) and through the same server again (warm), -runs times each, and fills in
 // warm and cold. It returns the last server, still running, with its store filled.
-func (b *bench) downloads(ctx context.Context, rows []row) (*server, error) {
-	b.logf("go mod download: warming up (not counted)")
-	if _, err := b.goModDownload(b.up.URL, false); err != nil {
+func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []row) (*server, error) {
+	b.logf("go mod download of the %s: warming up (not counted)", name)
+	if _, err := b.goModDownload(p, b.up.URL, false); err != nil {
 		return nil, err
 	}
-	b.commands = append(b.commands,
-		"cd $TMP/project && GOPROXY=http://127.0.0.1:UPSTREAM GOSUMDB='sumdb.test+KEY http://127.0.0.1:UPSTREAM/sumdb/sumdb.test' GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # direct",
-		"cd $TMP/project && GOPROXY=http://127.0.0.1:SERVER GOSUMDB=sumdb.test+KEY GOMODCACHE=$(mktemp -d) GOFLAGS=-modcacherw go mod download   # cold: new server, empty store; warm: again",
-	)
 	var direct, cold, warm []time.Duration
 	var srv *server
 	for i := range b.cfg.runs {
 		if srv != nil {
 			srv.stop()
 		}
-		d, err := b.goModDownload(b.up.URL, false)
+		d, err := b.goModDownload(p, b.up.URL, false)
 		if err != nil {
 			return nil, err
 		}
@@ -234,21 +275,21 @@ func (b *bench) downloads(ctx context.Context, rows []row) (*server, error) {
 		if srv, err = b.startServer(ctx, "dl"); err != nil {
 			return nil, err
 		}
-		c, err := b.goModDownload(srv.url, true)
+		c, err := b.goModDownload(p, srv.url, true)
 		if err != nil {
 			srv.stop()
 			return nil, err
 		}
 		cold = append(cold, c)
-		w, err := b.goModDownload(srv.url, true)
+		w, err := b.goModDownload(p, srv.url, true)
 		if err != nil {
 			srv.stop()
 			return nil, err
 		}
 		warm = append(warm, w)
-		b.logf("go mod download run %d: direct %.3fs, cold %.3fs, warm %.3fs", i+1, d.Seconds(), c.Seconds(), w.Seconds())
+		b.logf("go mod download of the %s, run %d: direct %.3fs, cold %.3fs, warm %.3fs", name, i+1, d.Seconds(), c.Seconds(), w.Seconds())
 	}
-	md, mc, mw := median(direct), median(cold), median(warm)
+	md, mc, mw := medianOf(direct), medianOf(cold), medianOf(warm)
 	fillTimes(&rows[0], mw, md, 1.1)
 	fillTimes(&rows[1], mc, md, 1.3)
 	return srv, nil
@@ -268,11 +309,11 @@ func fillTimes(r *row, ours, ref time.Duration, limit float64) {
 // an empty store once more, with every upstream answer (checksum database included) delayed by
 // -latency, as from an upstream across a network: there the proxy's extra round trips to the
 // checksum database count as they do in use, and its local work counts for less.
-func (b *bench) farDownloads(ctx context.Context, r *row) error {
+func (b *bench) farDownloads(ctx context.Context, p *pinned, r *row) error {
 	b.up.Delay(b.cfg.latency)
 	defer b.up.Delay(0)
 	b.logf("go mod download with the upstream %s away", b.cfg.latency)
-	direct, err := b.goModDownload(b.up.URL, false)
+	direct, err := b.goModDownload(p, b.up.URL, false)
 	if err != nil {
 		return err
 	}
@@ -281,7 +322,7 @@ func (b *bench) farDownloads(ctx context.Context, r *row) error {
 		return err
 	}
 	defer srv.stop()
-	cold, err := b.goModDownload(srv.url, true)
+	cold, err := b.goModDownload(p, srv.url, true)
 	if err != nil {
 		return err
 	}
@@ -290,23 +331,25 @@ func (b *bench) farDownloads(ctx context.Context, r *row) error {
 	return nil
 }
 
-// goModDownload runs go mod download in the project with a fresh module cache through
-// proxyURL, checks that every module's zip arrived, and returns how long the command took.
-// viaProxy makes the go command reach the checksum database through the proxy (it needs it
-// only if go.sum lacked a hash).
-func (b *bench) goModDownload(proxyURL string, viaProxy bool) (time.Duration, error) {
+// goModDownload runs go mod download in p's project with a fresh module cache through
+// proxyURL, checks that every module's zip arrived, and returns how long the command took. It
+// starts after sync(2), so that no run pays for the disk writes of the one before. viaProxy
+// makes the go command reach the checksum database through the proxy (it needs it only if
+// go.sum lacked a hash).
+func (b *bench) goModDownload(p *pinned, proxyURL string, viaProxy bool) (time.Duration, error) {
 	env := testkit.NewGoEnv(b.tb, proxyURL, b.up)
 	if viaProxy {
 		env.Set("GOSUMDB", b.up.SumDBKey)
 	}
 	defer os.RemoveAll(env.GOMODCACHE)
+	syscall.Sync()
 	start := time.Now()
-	out, err := env.Run(b.project, "mod", "download")
+	out, err := env.Run(p.project, "mod", "download")
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("%w\n%s", err, out)
 	}
-	for _, m := range b.mods {
+	for _, m := range p.mods {
 		esc, err := module.EscapePath(m.Path)
 		if err != nil {
 			return 0, fmt.Errorf("go mod download: %w", err)
@@ -322,8 +365,8 @@ func (b *bench) goModDownload(proxyURL string, viaProxy bool) (time.Duration, er
 // requestsPerSecond measures cached .mod requests per second through srv, whose store holds
 // every synthetic module, and through nginx serving the same directory.
 func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) error {
-	targets := make([]target, len(b.mods))
-	for i, m := range b.mods {
+	targets := make([]target, len(b.tiny.mods))
+	for i, m := range b.tiny.mods {
 		esc, err := module.EscapePath(m.Path)
 		if err != nil {
 			return fmt.Errorf("requests/s: %w", err)
@@ -351,11 +394,6 @@ func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) erro
 	if err != nil {
 		return err
 	}
-	ours, err := measure("modmirror", addr)
-	if err != nil {
-		return err
-	}
-	r.ours = thousands(ours)
 	if b.nginxErr != nil {
 		return b.nginxErr
 	}
@@ -370,12 +408,25 @@ func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) erro
 	b.tb.Cleanup(ng.stop)
 	defer ng.stop()
 	b.commands = append(b.commands, "nginx -c $TMP/nginx.conf -p $TMP -e $TMP/error.log   # nginx.conf below")
-	ref, err := measure("nginx", ngAddr)
-	if err != nil {
-		return err
+
+	// Rounds alternate between the two servers, so that what else the machine does weighs on
+	// both alike; the medians are compared.
+	var ours, ref []float64
+	for range b.cfg.runs {
+		o, err := measure("modmirror", addr)
+		if err != nil {
+			return err
+		}
+		n, err := measure("nginx", ngAddr)
+		if err != nil {
+			return err
+		}
+		ours, ref = append(ours, o), append(ref, n)
 	}
-	ratio := ours / ref
-	r.ref = thousands(ref) + " (nginx)"
+	mo, mr := medianOf(ours), medianOf(ref)
+	ratio := mo / mr
+	r.ours = thousands(mo)
+	r.ref = thousands(mr) + " (nginx)"
 	r.ratio = fmt.Sprintf("%.2fx", ratio)
 	r.pass = ratio >= 0.9
 	return nil
@@ -470,25 +521,35 @@ func (b *bench) report(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.metric, dash(r.ours), dash(r.ref), dash(r.ratio), r.goal, result)
 	}
+	var zipBytes int64
+	files := 0
+	for _, m := range b.shaped.mods {
+		zipBytes += int64(len(m.Zip()))
+		files += len(m.Files)
+	}
 	runs := "one run"
 	if b.cfg.runs > 1 {
-		runs = fmt.Sprintf("one run, but for the warm and cold `go mod download` figures: the median of %d runs", b.cfg.runs)
+		runs = fmt.Sprintf("one run, but for the requests/s and the warm and cold `go mod download` figures: the median of %d runs (for requests/s, rounds alternating between the two servers)", b.cfg.runs)
 	}
 	fmt.Fprintf(w, "\nRatios: modmirror / reference. Each figure is from %s. GOMAXPROCS %d; "+
 		"load average %s at the start, %s at the end (other work on the machine makes figures noisy).\n\n",
 		runs, runtime.GOMAXPROCS(0), b.loadStart, loadAvg())
 	fmt.Fprintf(w, "Setup, all on 127.0.0.1: a fake upstream (`shared/testkit`, in the benchmark's process, "+
-		"serving from memory) with its own checksum database serves %d synthetic modules "+
-		"(`example.com/gen/mNNN`) and `%s@%s` (a %d MiB zip of incompressible data). "+
+		"serving from memory) with its own checksum database serves two pinned sets and `%s@%s` (a %d MiB zip of "+
+		"incompressible data). The goal set is %d synthetic modules of real shapes (`testkit.Shaped`: each with the file "+
+		"count, size and zip size of one of the real module zips in `testdata/bench/shapes.txt`; %d files, %.0f MiB of zips), "+
+		"so that the go command does what it does with a real pinned set: most of its time goes to extracting files. "+
+		"The context set is %d one-file modules (`example.com/gen/mNNN`, 600 bytes each), where only round trips count. "+
 		"The server logs one JSON line per request to a file, as a user runs it; nginx (%d workers, sendfile, "+
 		"keep-alive) logs an access line per request to a file too. The requests/s load generator "+
 		"(in `bench/core`) keeps %d HTTP/1.1 connections with one request in flight each, cycling over the "+
-		"%d `.mod` files, after %d warm-up requests; the same for both servers. "+
-		"`go mod download` runs in a module that requires every synthetic module, with its go.sum "+
+		"%d `.mod` files of the one-file set, after %d warm-up requests; the same for both servers. "+
+		"`go mod download` runs in a module that requires every module of a set, with its go.sum "+
 		"(so the go command itself never asks the checksum database, while the server verifies every fill), "+
-		"and a fresh GOMODCACHE each time. The checksum database holds every module before the first "+
+		"a fresh GOMODCACHE each time, after sync(2). The checksum database holds every module before the first "+
 		"measurement, as the public one holds every public module.",
-		b.cfg.modules, bigPath, bigVersion, b.cfg.zipMiB, b.cfg.nginxWorkers, b.cfg.conns, b.cfg.modules, b.cfg.warmup)
+		bigPath, bigVersion, b.cfg.zipMiB, len(b.shaped.mods), files, mib(zipBytes), len(b.tiny.mods),
+		b.cfg.nginxWorkers, b.cfg.conns, len(b.tiny.mods), b.cfg.warmup)
 	if b.cfg.latency > 0 {
 		fmt.Fprintf(w, " The context row delays every answer of the upstream (checksum database included) by %s "+
 			"(`testkit.Upstream.Delay`), for one more direct and one more cold run.", b.cfg.latency)
@@ -500,9 +561,9 @@ func (b *bench) report(w io.Writer, rows []row) {
 		fmt.Sprintf(nginxConf, "$TMP", "127.0.0.1:PORT", "$TMP/STORE", b.cfg.nginxWorkers))
 }
 
-// median returns the median of ds (the lower middle one of an even count).
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
+// medianOf returns the median of xs (the lower middle one of an even count).
+func medianOf[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[(len(s)-1)/2]
 }

@@ -40,8 +40,11 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
 		}
 	}
-	if got := median([]time.Duration{3, 1, 2}); got != 2 {
-		t.Errorf("median = %v, want 2", got)
+	if got := medianOf([]time.Duration{3, 1, 2}); got != 2 {
+		t.Errorf("medianOf = %v, want 2", got)
+	}
+	if got := medianOf([]float64{4, 1, 3, 2}); got != 2 {
+		t.Errorf("medianOf of an even count = %v, want the lower middle 2", got)
 	}
 }
 

@@ -6,17 +6,19 @@
 //	                    [-latency 10ms] [-server BIN] [-keep]
 //
 // Everything is hermetic and on 127.0.0.1: a fake upstream with its own checksum database
-// (shared/testkit) serves -modules small synthetic modules and one big module; the server is the
+// (shared/testkit) serves two pinned sets, modules of real shapes (testkit.Shaped, from
+// testdata/bench/shapes.txt) and -modules one-file modules, and one big module; the server is the
 // binary `go build ./functions/server` makes, run as a user runs it (its JSON request log written
-// to a file). It measures, each from one run (the go mod download figures: the median of -runs):
+// to a file). It measures, each from one run (requests/s and go mod download: the median of -runs):
 //
 //   - cached .mod requests per second through the server, against nginx serving the same store
 //     directory as static files, with the same load generator (goal: at least 0.9x nginx);
-//   - `go mod download` of a module requiring every synthetic module, with a fresh module cache,
-//     through the server with a filled store (warm; goal at most 1.1x) and with an empty store
-//     (cold; goal at most 1.3x), against downloading straight from the upstream; and, for context,
-//     cold against direct once more with every upstream answer delayed by -latency, as from an
-//     upstream across a network rather than in the same process;
+//   - `go mod download` of a module requiring every module of the real-shaped set, with a fresh
+//     module cache, through the server with a filled store (warm; goal at most 1.1x) and with an
+//     empty store (cold; goal at most 1.3x), against downloading straight from the upstream; and,
+//     for context, the same for the one-file set, where only round trips count, and once more
+//     with every upstream answer delayed by -latency, as from an upstream across a network
+//     rather than in the same process;
 //   - the server's peak resident set size (VmHWM) while it fills and serves a -zip-mib MiB zip
 //     (goal at most 64 MiB).
 //
@@ -68,12 +70,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("bench/core", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.modules, "modules", 100, "synthetic modules in the pinned set")
+	fs.IntVar(&c.modules, "modules", 100, "one-file modules in the context set")
 	fs.IntVar(&c.requests, "requests", 50000, "requests per requests-per-second measurement")
 	fs.IntVar(&c.warmup, "warmup", 5000, "requests sent, and not counted, before each such measurement")
 	fs.IntVar(&c.conns, "conns", 32, "concurrent keep-alive connections of the load generator")
 	fs.Int64Var(&c.zipMiB, "zip-mib", 200, "size of the big module's zip, in MiB")
-	fs.IntVar(&c.runs, "runs", 1, "runs of each go mod download measurement (the median is reported)")
+	fs.IntVar(&c.runs, "runs", 1, "runs of each requests/s and go mod download measurement (the median is reported)")
 	fs.IntVar(&c.nginxWorkers, "nginx-workers", runtime.NumCPU(), "nginx worker processes")
 	fs.DurationVar(&c.timeout, "timeout", 20*time.Minute, "limit for the whole benchmark")
 	fs.DurationVar(&c.latency, "latency", 10*time.Millisecond, "upstream delay of the context measurement of cold go mod download (0: skip it)")
