@@ -97,3 +97,22 @@ func TestMemCache(t *testing.T) {
 		t.Fatal("a disabled cache kept an object")
 	}
 }
+
+func TestMemoryKey(t *testing.T) {
+	for _, tt := range []struct {
+		raw, key string
+		ok       bool
+	}{
+		{"/example.com/m/@v/v1.0.0.mod", "example.com/m/@v/v1.0.0.mod", true},
+		{"/example.com/%21upper/%21mod/@v/v1.0.0.mod", "example.com/!upper/!mod/@v/v1.0.0.mod", true},
+		{"/example.com/!upper/@v/v1.0.0.info", "example.com/!upper/@v/v1.0.0.info", true},
+		{"/example.com/m/@v/v1.0.0%2Bincompatible.mod", "example.com/m/@v/v1.0.0%2Bincompatible.mod", true}, // no such key: a miss
+		{"example.com/m/@v/v1.0.0.mod", "", false},
+		{"", "", false},
+	} {
+		key, ok := memoryKey(tt.raw)
+		if key != tt.key || ok != tt.ok {
+			t.Errorf("memoryKey(%q) = %q, %v; want %q, %v", tt.raw, key, ok, tt.key, tt.ok)
+		}
+	}
+}

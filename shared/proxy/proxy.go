@@ -242,13 +242,15 @@ func (h *Handler) serve(x *exchange) {
 	}
 	raw := x.r.URL.EscapedPath()
 	// A hit on a small object kept in memory was parsed and validated when it was stored.
-	if o, ok := h.small.get(strings.TrimPrefix(raw, "/")); ok && raw != "" && raw[0] == '/' {
-		x.req = o.req
-		if h.authorize(x) {
-			x.cache = cacheHit
-			h.serveCached(x, o)
+	if key, ok := memoryKey(raw); ok {
+		if o, ok := h.small.get(key); ok {
+			x.req = o.req
+			if h.authorize(x) {
+				x.cache = cacheHit
+				h.serveCached(x, o)
+			}
+			return
 		}
-		return
 	}
 	req, err := goproxy.Parse(raw)
 	if err != nil {
@@ -276,6 +278,20 @@ func (h *Handler) serve(x *exchange) {
 	case goproxy.SumDB:
 		h.serveSumDB(x)
 	}
+}
+
+// memoryKey returns the store key a request path names, if it may be one of the memory cache's:
+// the path as sent, without its leading slash, with %21 (as the go command sends the "!" of an
+// upper-case letter) read as "!". Anything else escaped takes the long way, through Parse.
+func memoryKey(raw string) (string, bool) {
+	key, ok := strings.CutPrefix(raw, "/")
+	if !ok {
+		return "", false
+	}
+	if strings.Contains(key, "%") {
+		key = strings.ReplaceAll(key, "%21", "!")
+	}
+	return key, true
 }
 
 // fail answers an error with a text/plain reason for the go command to show.
