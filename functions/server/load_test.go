@@ -103,7 +103,7 @@ func TestMixedLoad(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("%d requests from %d clients in %s (%.0f/s)", total, clients, took.Round(time.Millisecond), float64(total)/took.Seconds())
 	if n := unexpected.Load(); n > 0 {
-		t.Fatalf("%d unexpected answers, e.g.:\n%s\nserver log tail:\n%s", n, strings.Join(failures, "\n"), tail(p.logs.String(), 20))
+		t.Fatalf("%d unexpected answers, e.g.:\n%s\nserver log tail:\n%s", n, strings.Join(failures, "\n"), tail(p.Output(), 20))
 	}
 
 	// The store afterwards holds exactly verified content, nothing outside its layout.

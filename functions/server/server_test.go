@@ -1,9 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,11 +33,8 @@ func serverBinary(t *testing.T) string {
 
 // process is a running server.
 type process struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *testkit.Buffer
-	done chan struct{} // closed when the process has exited; err is then its exit error
-	err  error
+	*testkit.Process
+	url string
 }
 
 // start runs the server with args and env, waits for its "serving" line, and stops it when the
@@ -45,46 +43,36 @@ func start(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, logs: &testkit.Buffer{}, done: make(chan struct{})}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.logs.WriteLine(line)
-			var rec struct{ Msg, URL string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
-				urlc <- rec.URL
-			}
+	p := &process{Process: testkit.StartProcess(t, cmd)}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err := p.WaitReady(ctx, func(context.Context) error {
+		p.url = servingURL(p.Output())
+		if p.url == "" {
+			return errors.New("no serving line in its log yet")
 		}
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
+		return nil
 	})
-	select {
-	case p.url = <-urlc:
-	case <-p.done:
-		t.Fatalf("server exited before serving: %v\n%s", p.err, p.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not start in 30s:\n%s", p.logs)
+	if err != nil {
+		t.Fatalf("server did not start: %v", err)
 	}
 	return p
 }
 
+// servingURL returns the URL of the server's "serving" log line, or "" if log has none.
+func servingURL(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct{ Msg, URL string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+			return rec.URL
+		}
+	}
+	return ""
+}
+
 // peakRSS returns the process's peak resident set size (VmHWM) in bytes.
 func (p *process) peakRSS(t *testing.T) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		t.Fatalf("read peak RSS: %v", err)
 	}
@@ -146,7 +134,7 @@ func TestServerEndToEnd(t *testing.T) {
 
 	// One JSON line per request with the fields an operator needs.
 	var logged bool
-	for _, line := range strings.Split(p.logs.String(), "\n") {
+	for _, line := range strings.Split(p.Output(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "request" {
 			continue
@@ -164,7 +152,7 @@ func TestServerEndToEnd(t *testing.T) {
 		}
 	}
 	if !logged {
-		t.Errorf("no request line for the big zip's miss:\n%s", p.logs)
+		t.Errorf("no request line for the big zip's miss:\n%s", p.Output())
 	}
 
 	// -offline on the same directory serves everything with no upstream at all.
@@ -204,7 +192,7 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 	for up.Count(path) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	r := <-res
@@ -212,15 +200,15 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 		t.Fatalf("request in flight at SIGTERM: %d %q %v; want it answered in full", r.status, r.body, r.err)
 	}
 	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("server exited with %v after SIGTERM\n%s", p.err, p.logs)
+	case <-p.Exited():
+		if p.ExitErr() != nil {
+			t.Fatalf("server exited with %v after SIGTERM\n%s", p.ExitErr(), p.Output())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("server still running 10s after SIGTERM")
 	}
-	if !strings.Contains(p.logs.String(), `"msg":"stopped"`) {
-		t.Errorf("no stopped line in the log:\n%s", p.logs)
+	if !strings.Contains(p.Output(), `"msg":"stopped"`) {
+		t.Errorf("no stopped line in the log:\n%s", p.Output())
 	}
 }
 
@@ -267,18 +255,18 @@ func TestShutdownFinishesAbandonedFills(t *testing.T) {
 	if _, err := impatient.Get(p.url + path); err == nil {
 		t.Fatal("the impatient client got an answer within 100ms from an upstream that takes 700ms")
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-time.After(10 * time.Second):
 		t.Fatal("server still running 10s after SIGTERM")
 	}
-	if p.err != nil {
-		t.Fatalf("server exited with %v\n%s", p.err, p.logs)
+	if p.ExitErr() != nil {
+		t.Fatalf("server exited with %v\n%s", p.ExitErr(), p.Output())
 	}
 	if _, err := os.Stat(filepath.Join(storeDir, strings.TrimPrefix(path, "/"))); err != nil {
-		t.Fatalf("the fill its client abandoned was not finished before the server stopped: %v\n%s", err, p.logs)
+		t.Fatalf("the fill its client abandoned was not finished before the server stopped: %v\n%s", err, p.Output())
 	}
 }

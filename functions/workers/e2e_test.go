@@ -163,7 +163,7 @@ func TestWorker(t *testing.T) {
 		if _, err := bucket.Stat(t.Context(), strings.TrimPrefix(path, "/")); err == nil {
 			t.Errorf("%s was stored although it failed verification", path)
 		}
-		if !strings.Contains(w.logs.String(), `"event":"security"`) {
+		if !strings.Contains(w.Output(), `"event":"security"`) {
 			t.Errorf("no security event in the Worker's log")
 		}
 	})
@@ -198,7 +198,7 @@ func TestWorker(t *testing.T) {
 			t.Fatalf("stored zip: %+v, %v; want %d bytes", info, err, near.ZipSize)
 		}
 		var peak int64
-		for _, line := range strings.Split(w.logs.String(), "\n") {
+		for _, line := range strings.Split(w.Output(), "\n") {
 			if m := sysMiB.FindStringSubmatch(line); m != nil && strings.Contains(line, "example.com/near/@v/v1.0.0.zip") {
 				n, _ := strconv.ParseInt(m[1], 10, 64)
 				peak = max(peak, n)
@@ -226,7 +226,7 @@ func TestWorker(t *testing.T) {
 	t.Run("Offline", func(t *testing.T) {
 		// The same R2 state served with MODMIRROR_OFFLINE: misses are 404s, so the go command
 		// also resolves "go install tool@version" (whose path-prefix queries need 404s).
-		w.stop()
+		w.Stop()
 		off := tl.startWorker(t, dir, persist, map[string]string{
 			"MODMIRROR_OFFLINE": "true",
 			"MODMIRROR_SUMDB":   up.SumDBKey,

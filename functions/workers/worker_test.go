@@ -3,7 +3,7 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -89,11 +89,10 @@ func (tl *tools) buildWorker(t *testing.T, dir string, tags ...string) {
 	}
 }
 
-// worker is a running `wrangler dev --local`.
+// worker is a running `wrangler dev --local`; Stop stops wrangler and workerd.
 type worker struct {
-	url  string
-	logs *testkit.Buffer
-	stop func() // stops wrangler and workerd; idempotent
+	*testkit.Process
+	url string
 }
 
 // startWorker runs wrangler dev on the Worker in dir with a local R2 persisted in persist and
@@ -114,56 +113,13 @@ func (tl *tools) startWorker(t *testing.T, dir, persist string, vars map[string]
 	cmd.Dir = dir
 	cmd.Env = append(tl.env, "XDG_CONFIG_HOME="+filepath.Join(dir, ".config"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // wrangler starts workerd: stop both
-	w := &worker{url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &testkit.Buffer{}}
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	w := &worker{Process: testkit.StartProcess(t, cmd), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := w.WaitReady(ctx, testkit.HTTPReady(w.url+"/healthz", http.StatusOK)); err != nil {
+		t.Fatalf("wrangler dev did not answer /healthz: %v", err)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start wrangler: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			w.logs.WriteLine(sc.Text())
-		}
-		cmd.Wait()
-		close(done)
-	}()
-	var once sync.Once
-	w.stop = func() {
-		once.Do(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		})
-	}
-	t.Cleanup(w.stop)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(w.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return w
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("wrangler dev exited before serving:\n%s", w.logs)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wrangler dev did not answer /healthz in 60s (last: %v):\n%s", err, w.logs)
-		}
-	}
+	return w
 }
 
 // parallel runs fns at once and returns when all are done.

@@ -12,7 +12,10 @@
 //     and take the upstream down;
 //   - the go command as a test client ([NewGoEnv]), with a fresh module cache
 //     and GOPATH per test, pointed at any proxy URL, and the fixture project
-//     testdata/project ([CopyProject]).
+//     testdata/project ([CopyProject]);
+//   - child processes a test runs in the background, such as the servers under
+//     test ([StartProcess]): started, waited for until they are ready, and
+//     stopped when the test ends, with their output for failure messages.
 //
 // Nothing in this package touches the network beyond 127.0.0.1.
 //

@@ -7,9 +7,9 @@
 package s3test
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,8 +45,7 @@ type Server struct {
 	Dir string
 
 	client *s3.Client
-	cmd    *exec.Cmd
-	log    *testkit.Buffer
+	proc   *testkit.Process
 
 	mu      sync.Mutex
 	buckets int
@@ -103,42 +102,17 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		AccessKey: "modmirror-test",
 		SecretKey: "modmirror-test-secret",
 		Dir:       tb.TempDir(),
-		log:       &testkit.Buffer{},
 	}
-	s.cmd = exec.Command(bin,
+	s.proc = testkit.StartProcess(tb, exec.Command(bin,
 		"--access", s.AccessKey, "--secret", s.SecretKey, "--region", Region,
 		"--port", "127.0.0.1:"+strconv.Itoa(port), "--quiet",
-		"posix", s.Dir)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		"posix", s.Dir))
+	ctx, cancel := context.WithTimeout(tb.Context(), 20*time.Second)
+	defer cancel()
+	if err := s.proc.WaitReady(ctx, testkit.HTTPReady(s.Endpoint+"/", 0)); err != nil {
+		s.proc.Stop()
+		return nil, fmt.Errorf("versitygw on %s: %w", s.Endpoint, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
-	stop := func() {
-		s.cmd.Process.Kill()
-		<-exited
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			return nil, fmt.Errorf("versitygw exited: %v\n%s", err, s.log.String())
-		default:
-		}
-		resp, err := http.Get(s.Endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("versitygw not answering on %s: %v\n%s", s.Endpoint, err, s.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	tb.Cleanup(stop)
 	s.client = s3.New(s3.Options{
 		Region:       Region,
 		BaseEndpoint: aws.String(s.Endpoint),
@@ -190,4 +164,4 @@ func (s *Server) NewBucket(tb testing.TB) string {
 }
 
 // Log returns what the server has logged.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Output() }
