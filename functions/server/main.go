@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -34,6 +35,7 @@ import (
 
 func main() {
 	tuneGC(os.Getenv)
+	tuneProcs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
@@ -95,6 +97,17 @@ func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(400)
 		debug.SetMemoryLimit(256 << 20)
+	}
+}
+
+// tuneProcs runs Go code on half as many threads again as Go's default, unless GOMAXPROCS says
+// otherwise. Serving hits, the server spends most of its time in network system calls, during
+// which a thread holds its P; an extra P keeps a CPU busy meanwhile. On 2 CPUs shared with the
+// clients (bench/core), 3 Ps served about 15% more cached requests a second than 2.
+func tuneProcs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		n := runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(n + (n+1)/2)
 	}
 }
 
