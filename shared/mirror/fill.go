@@ -262,18 +262,7 @@ func (g *Generator) hashStored(ctx context.Context, m module.Version, key string
 // spooled is a zip held while it is verified, with its size.
 type spooled struct {
 	spool.File
-	size    int64
-	release func() // gives its memory back to the run's budget; nil for a file
-}
-
-// Close discards the zip.
-func (s *spooled) Close() error {
-	err := s.File.Close()
-	if s.release != nil {
-		s.release()
-		s.release = nil
-	}
-	return err
+	size int64
 }
 
 // fetchZip downloads a zip into a spool.
@@ -299,15 +288,7 @@ func (g *Generator) fetchZip(ctx context.Context, key string) (*spooled, error) 
 // spool copies r (size bytes, or -1 if unknown) into memory, if it fits in what is left of the
 // run's spool memory, or else into a temporary file.
 func (g *Generator) spool(r io.Reader, size int64) (*spooled, error) {
-	if size >= 0 && g.spoolMemory.TryAcquire(size) {
-		f, n, err := spool.Options{Dir: g.scratchDir, MemoryMax: size}.Copy(r, size, maxZip)
-		if err != nil {
-			g.spoolMemory.Release(size)
-			return nil, err
-		}
-		return &spooled{File: f, size: n, release: func() { g.spoolMemory.Release(size) }}, nil
-	}
-	f, n, err := spool.Options{Dir: g.scratchDir}.Copy(r, size, maxZip)
+	f, n, err := g.spoolOptions.Copy(r, size, maxZip)
 	if err != nil {
 		return nil, err
 	}

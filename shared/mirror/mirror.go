@@ -27,12 +27,12 @@ import (
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/mirror/hybridsig"
 	"github.com/modmirror/modmirror/shared/mirror/overlay"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
@@ -137,8 +137,8 @@ type Generator struct {
 
 	held *sumSet // what the mirror holds: _mirror/go.sum plus what this run adds
 
-	fetched     atomic.Int64        // bytes downloaded
-	spoolMemory *semaphore.Weighted // bytes of zips held in memory, of spoolMemory
+	fetched      atomic.Int64  // bytes downloaded
+	spoolOptions spool.Options // where zips are held while they are verified
 
 	mu   sync.Mutex
 	mods map[module.Version]*modEntry
@@ -157,8 +157,7 @@ func New(ctx context.Context, c Config) (*Generator, error) {
 	if err := st.index(ctx); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	g := &Generator{cfg: c, st: st, log: c.Logger, progress: c.Progress, jobs: c.Jobs, mods: map[module.Version]*modEntry{},
-		spoolMemory: semaphore.NewWeighted(spoolMemory)}
+	g := &Generator{cfg: c, st: st, log: c.Logger, progress: c.Progress, jobs: c.Jobs, mods: map[module.Version]*modEntry{}}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -174,6 +173,7 @@ func New(ctx context.Context, c Config) (*Generator, error) {
 	if g.scratchDir, err = os.MkdirTemp(g.cfg.TempDir, "modmirror-generate-"); err != nil {
 		return nil, fmt.Errorf("mirror: scratch directory: %w", err)
 	}
+	g.spoolOptions = spool.Options{Dir: g.scratchDir, MemoryMax: spoolMemory, Shared: spool.NewBudget(spoolMemory)}
 	g.scratch = newScratchStore(filepath.Join(g.scratchDir, "sumdb"), scratchBudget)
 	g.state = overlay.New(g.scratch, g.st, nil)
 	if c.SumDB != nil {

@@ -47,8 +47,8 @@ type Config struct {
 	// /sumdb/ endpoints answer 404.
 	Checksums Checksums
 	Logger    *slog.Logger
-	// Spool says where a zip is held while it is verified. Default: in memory up to 1 MiB, else
-	// in a temporary file in os.TempDir().
+	// Spool says where a zip is held while it is verified. Default: in memory up to 4 MiB while
+	// the zips in memory take at most 16 MiB together, else in a temporary file in os.TempDir().
 	Spool spool.Options
 	// FreshFor is how long a list or @latest fetched from the upstream is served before the
 	// upstream is asked again. Default goproxy.ShortTTL.
@@ -127,7 +127,7 @@ func New(c Config) (*Handler, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Spool == (spool.Options{}) {
-		c.Spool = spool.Options{Dir: os.TempDir(), MemoryMax: 1 << 20}
+		c.Spool = spool.Options{Dir: os.TempDir(), MemoryMax: 4 << 20, Shared: spool.NewBudget(16 << 20)}
 	}
 	if c.FreshFor <= 0 {
 		c.FreshFor = goproxy.ShortTTL

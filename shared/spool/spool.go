@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // File is a spool.
@@ -28,7 +30,17 @@ type Options struct {
 	// MemoryMax is the largest content of known size held in memory when Dir is set, and the
 	// largest content at all when it is not.
 	MemoryMax int64
+	// Shared, if set with Dir, is memory that every spool made with these Options shares:
+	// content up to MemoryMax is held in memory while Shared has room for it, else in a file,
+	// and Close gives the memory back.
+	Shared *Budget
 }
+
+// Budget is an amount of memory that spools share. It is safe for concurrent use.
+type Budget struct{ sem *semaphore.Weighted }
+
+// NewBudget returns a budget of n bytes.
+func NewBudget(n int64) *Budget { return &Budget{sem: semaphore.NewWeighted(n)} }
 
 // Copy spools what r holds: size bytes, or -1 when unknown. More than limit bytes, or a size
 // other than announced, is an error; so is, with no Dir, more than MemoryMax. The returned spool
@@ -41,8 +53,10 @@ func (o Options) Copy(r io.Reader, size, limit int64) (File, int64, error) {
 			return nil, 0, o.tooLarge()
 		}
 		f = NewMemory(min(limit+1, o.MemoryMax))
-	case size >= 0 && size <= o.MemoryMax:
+	case size >= 0 && size <= o.MemoryMax && o.Shared == nil:
 		f = NewMemory(size)
+	case size >= 0 && size <= o.MemoryMax && o.Shared.sem.TryAcquire(size):
+		f = &budgeted{Memory: NewMemory(size), budget: o.Shared, size: size}
 	default:
 		var err error
 		if f, err = NewTemp(o.Dir); err != nil {
@@ -73,6 +87,22 @@ func (o Options) Copy(r io.Reader, size, limit int64) (File, int64, error) {
 
 func (o Options) tooLarge() error {
 	return fmt.Errorf("%w: too large to verify in memory, over %d MiB", ErrFull, o.MemoryMax>>20)
+}
+
+// budgeted is a memory spool whose memory comes from a Budget.
+type budgeted struct {
+	*Memory
+	budget *Budget
+	size   int64 // taken from the budget; 0 once given back
+}
+
+func (b *budgeted) Close() error {
+	err := b.Memory.Close()
+	if b.size > 0 {
+		b.budget.sem.Release(b.size)
+		b.size = 0
+	}
+	return err
 }
 
 // NewTemp returns a spool in a new temporary file in dir, removed on Close.

@@ -75,16 +75,16 @@ func TestCopy(t *testing.T) {
 		limit   int64
 		wantErr string
 	}{
-		{"memory", "hello", 5, Options{dir, 10}, 100, ""},
-		{"file, unknown size", "hello", -1, Options{dir, 10}, 100, ""},
-		{"file, over MemoryMax", "hello", 5, Options{dir, 2}, 100, ""},
-		{"shorter than announced", "hel", 5, Options{dir, 10}, 100, "not the 5 announced"},
-		{"longer than announced, memory", "hello!", 5, Options{dir, 10}, 100, "more than the 5 bytes announced"},
-		{"longer than announced, file", "hello!", 5, Options{dir, 2}, 100, "not the 5 announced"},
-		{"over the limit", "hello", -1, Options{dir, 10}, 3, "over the 3-byte limit"},
-		{"memory only, unknown size", "hello", -1, Options{"", 10}, 100, ""},
-		{"memory only, too large announced", "hello", 5, Options{"", 3}, 100, "too large to verify in memory"},
-		{"memory only, too large unannounced", "hello", -1, Options{"", 3}, 100, "too large to verify in memory"},
+		{"memory", "hello", 5, Options{Dir: dir, MemoryMax: 10}, 100, ""},
+		{"file, unknown size", "hello", -1, Options{Dir: dir, MemoryMax: 10}, 100, ""},
+		{"file, over MemoryMax", "hello", 5, Options{Dir: dir, MemoryMax: 2}, 100, ""},
+		{"shorter than announced", "hel", 5, Options{Dir: dir, MemoryMax: 10}, 100, "not the 5 announced"},
+		{"longer than announced, memory", "hello!", 5, Options{Dir: dir, MemoryMax: 10}, 100, "more than the 5 bytes announced"},
+		{"longer than announced, file", "hello!", 5, Options{Dir: dir, MemoryMax: 2}, 100, "not the 5 announced"},
+		{"over the limit", "hello", -1, Options{Dir: dir, MemoryMax: 10}, 3, "over the 3-byte limit"},
+		{"memory only, unknown size", "hello", -1, Options{Dir: "", MemoryMax: 10}, 100, ""},
+		{"memory only, too large announced", "hello", 5, Options{Dir: "", MemoryMax: 3}, 100, "too large to verify in memory"},
+		{"memory only, too large unannounced", "hello", -1, Options{Dir: "", MemoryMax: 3}, 100, "too large to verify in memory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,12 +105,56 @@ func TestCopy(t *testing.T) {
 			}
 		})
 	}
-	f, _, err := Options{dir, 0}.Copy(strings.NewReader("x"), -1, 100)
+	f, _, err := Options{Dir: dir, MemoryMax: 0}.Copy(strings.NewReader("x"), -1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 		t.Fatalf("temporary files left after Close: %q", left)
+	}
+}
+
+func TestSharedBudget(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, MemoryMax: 8, Shared: NewBudget(10)}
+	inMemory := func(f File) bool { _, ok := f.(*budgeted); return ok }
+	copyOf := func(body string, size int64) File {
+		t.Helper()
+		f, _, err := o.Copy(strings.NewReader(body), size, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := copyOf("12345678", 8)
+	if !inMemory(a) {
+		t.Fatal("8 bytes of a 10-byte budget went to a file")
+	}
+	b := copyOf("123", 3)
+	if inMemory(b) {
+		t.Fatal("3 bytes went to memory with 2 left in the budget")
+	}
+	c := copyOf("12", 2)
+	if !inMemory(c) {
+		t.Fatal("2 bytes went to a file with 2 left in the budget")
+	}
+	for _, f := range []File{a, b, c} {
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close() // a second Close gives nothing back twice
+	if !o.Shared.sem.TryAcquire(10) || o.Shared.sem.TryAcquire(1) {
+		t.Fatal("closed spools did not give back exactly what they took")
+	}
+	o.Shared.sem.Release(10)
+
+	// A body longer than announced fails and gives its memory back.
+	if _, _, err := o.Copy(strings.NewReader("123456789"), 4, 100); err == nil {
+		t.Fatal("a body longer than announced was spooled")
+	}
+	if !o.Shared.sem.TryAcquire(10) {
+		t.Fatal("a failed copy kept its memory")
 	}
 }
