@@ -64,7 +64,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 {
 	echo "# Benchmarks"
 	echo
-	echo "Written by \`make bench\` (bench/run.sh); do not edit by hand. Goals are those of issue 2."
+	echo "Written by \`make bench\` (bench/run.sh); do not edit by hand. Goals are those of the issues: 2 (the server), 3 (the generator), 4 (Lambda), 5 (the Worker), 6 (the mixed load)."
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- machine: $(nproc) CPUs (${cpu:-unknown}), $mem memory, $(uname -sr)"
