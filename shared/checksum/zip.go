@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -163,28 +164,37 @@ func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error
 func hash1(files []string, open func(string) (io.ReadCloser, error)) (string, error) {
 	files = slices.Clone(files)
 	slices.Sort(files)
-	sums := make([][sha256.Size]byte, len(files))
-	hashFile := func(i int) error {
-		if strings.Contains(files[i], "\n") {
-			return errors.New("dirhash: filenames with newlines are not supported")
+	for _, f := range files {
+		if strings.Contains(f, "\n") {
+			return "", errors.New("dirhash: filenames with newlines are not supported")
 		}
-		r, err := open(files[i])
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, r)
-		r.Close()
-		if err != nil {
-			return err
-		}
-		h.Sum(sums[i][:0])
-		return nil
 	}
-	var eg errgroup.Group
-	eg.SetLimit(runtime.GOMAXPROCS(0))
-	for i := range files {
-		eg.Go(func() error { return hashFile(i) })
+	sums := make([][sha256.Size]byte, len(files))
+	var (
+		next atomic.Int64 // the index of the next file to hash
+		eg   errgroup.Group
+	)
+	// Each worker hashes files in turn with its own buffer and digest: a zip of thousands of
+	// small files allocates a few of each, not one per file.
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		eg.Go(func() error {
+			buf := make([]byte, 32<<10)
+			h := sha256.New()
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				r, err := open(files[i])
+				if err != nil {
+					return err
+				}
+				h.Reset()
+				_, err = io.CopyBuffer(h, r, buf)
+				r.Close()
+				if err != nil {
+					return err
+				}
+				h.Sum(sums[i][:0])
+			}
+			return nil
+		})
 	}
 	if err := eg.Wait(); err != nil {
 		return "", err
