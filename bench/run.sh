@@ -6,7 +6,8 @@
 # by itself.
 #
 # Environment: GO (default go); BENCH_CORE_FLAGS, extra flags for bench/core (see
-# `go run ./bench/core -h`); default -runs 3 (requests/s and go mod download figures are medians of 3).
+# `go run ./bench/core -h`); default -runs 3 (requests/s and go mod download figures are medians of 3);
+# BENCH_SETTLE, seconds to wait between programs (default 35; see settle).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,10 +49,20 @@ run() {
 	fi
 }
 
+# settle waits until what the last program wrote is on disk and the files it deleted are old:
+# ext4 passes over inodes freed in the last 30 seconds when it allocates new ones, so a program
+# started at once would pay for the other's clean-up in every file it creates (the go command
+# creates thousands), and its reference with it.
+settle() {
+	sync
+	sleep "${BENCH_SETTLE:-35}"
+}
+
 # shellcheck disable=SC2086 # BENCH_CORE_FLAGS is split on purpose
 run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:--runs 3}
 for name in generator lambda workers load; do
 	if [ -d "bench/$name" ]; then
+		settle
 		run "$name" "$GO" run "./bench/$name"
 	else
 		echo "bench: skipping bench/$name: the directory does not exist" >&2
