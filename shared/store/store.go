@@ -64,6 +64,15 @@ type PutOptions struct {
 	CacheControl string
 }
 
+// Check returns an error for options that no Put can honour: IfAbsent and IfMatch together.
+// Every Store calls it before reading any content.
+func (o PutOptions) Check() error {
+	if o.IfAbsent && o.IfMatch != "" {
+		return errors.New("IfAbsent and IfMatch together can never hold")
+	}
+	return nil
+}
+
 // Store keeps objects. Writes are atomic: no reader ever sees a partial object. All methods are
 // safe for concurrent use.
 type Store interface {

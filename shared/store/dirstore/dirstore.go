@@ -163,8 +163,8 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 	if err := checkKey(key); err != nil {
 		return store.Info{}, err
 	}
-	if o.IfAbsent && o.IfMatch != "" {
-		return store.Info{}, errors.New("IfAbsent and IfMatch together can never hold")
+	if err := o.Check(); err != nil {
+		return store.Info{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Info{}, err

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -96,8 +95,8 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 	if err := store.CheckKey(key); err != nil {
 		return store.Info{}, err
 	}
-	if o.IfAbsent && o.IfMatch != "" {
-		return store.Info{}, errors.New("IfAbsent and IfMatch together can never hold")
+	if err := o.Check(); err != nil {
+		return store.Info{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Info{}, err

@@ -180,6 +180,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, o 
 	if err != nil {
 		return store.Info{}, err
 	}
+	if err := o.Check(); err != nil {
+		return store.Info{}, fmt.Errorf("r2 put %s: %w", key, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return store.Info{}, fmt.Errorf("r2 put %s: %w", key, err)
 	}

@@ -35,8 +35,8 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 	if err := store.CheckKey(key); err != nil {
 		return store.Info{}, err
 	}
-	if o.IfAbsent && o.IfMatch != "" {
-		return store.Info{}, errors.New("IfAbsent and IfMatch together can never hold")
+	if err := o.Check(); err != nil {
+		return store.Info{}, err
 	}
 	if o.IfMatch != "" && !strongETag(o.IfMatch) {
 		// S3 would take "*" as "any object" and may accept an unquoted ETag; the store's

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Replace", testReplace},
 		{"IfAbsent", testIfAbsent},
 		{"IfMatch", testIfMatch},
+		{"IfAbsentAndIfMatch", testIfAbsentAndIfMatch},
 		{"ETagNeverReturns", testETagNeverReturns},
 		{"FailingReader", testFailingReader},
 		{"SizeMismatch", testSizeMismatch},
@@ -184,6 +185,17 @@ func testIfMatch(t *testing.T, s store.Store) {
 		t.Errorf("IfMatch Put on a missing key: %v, want ErrPrecondition", err)
 	}
 	missing(t, s, absent)
+}
+
+// testIfAbsentAndIfMatch checks that a Put with both preconditions, which can never both hold,
+// fails and stores nothing.
+func testIfAbsentAndIfMatch(t *testing.T, s store.Store) {
+	const key = "both.example/m/@v/list"
+	_, err := s.Put(t.Context(), key, strings.NewReader("v1.0.0\n"), -1, store.PutOptions{IfAbsent: true, IfMatch: `"x"`})
+	if err == nil {
+		t.Error("a Put with IfAbsent and IfMatch succeeded")
+	}
+	missing(t, s, key)
 }
 
 // testETagNeverReturns replaces an object quickly with content of one size and checks that no
