@@ -106,33 +106,9 @@ func (b *bench) setup() error {
 		return err
 	}
 	for _, p := range []*pinned{b.shaped, b.tiny} {
-		if p.project, err = b.newProject(p.mods); err != nil {
-			return err
-		}
+		p.project = testkit.NewProject(b.tb, p.mods)
 	}
 	return nil
-}
-
-// newProject writes a module requiring every module of mods, with its go.sum, and returns its
-// directory.
-func (b *bench) newProject(mods []*testkit.Module) (string, error) {
-	dir, err := os.MkdirTemp(b.root, "project-")
-	if err != nil {
-		return "", fmt.Errorf("project: %w", err)
-	}
-	var gomod strings.Builder
-	gomod.WriteString("module example.com/benchproject\n\ngo 1.21\n\nrequire (\n")
-	for _, m := range mods {
-		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
-	}
-	gomod.WriteString(")\n")
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
-		return "", fmt.Errorf("project: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), testkit.GoSumFile(mods...), 0o644); err != nil {
-		return "", fmt.Errorf("project: %w", err)
-	}
-	return dir, nil
 }
 
 // fillSumDB looks every module up in the upstream's checksum database once. The test database
@@ -182,11 +158,10 @@ func (b *bench) startServer(ctx context.Context, name string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, b.server, dir, storeDir, "-upstream", b.up.URL, "-sumdb", b.up.SumDBKey)
+	srv, err := startServer(ctx, b.tb, b.server, dir, storeDir, "-upstream", b.up.URL, "-sumdb", b.up.SumDBKey)
 	if err != nil {
 		return nil, err
 	}
-	b.tb.Cleanup(srv.stop)
 	return srv, nil
 }
 
@@ -220,7 +195,7 @@ func (b *bench) measure(ctx context.Context) []row {
 	rps := row{metric: fmt.Sprintf("cached `.mod` requests/s (%d conns, %d requests)", b.cfg.conns, b.cfg.requests), goal: ">= 0.9x"}
 	if srv != nil {
 		rps.err = b.tb.Catch(func() error { return b.requestsPerSecond(ctx, srv, &rps) })
-		srv.stop()
+		srv.Stop()
 	} else {
 		rps.err = fmt.Errorf("not measured: no filled store (%v)", tiny[0].err)
 	}
@@ -247,7 +222,7 @@ func (b *bench) downloadRows(ctx context.Context, name string, p *pinned, rows [
 		return nil
 	}
 	if stop {
-		srv.stop()
+		srv.Stop()
 		return nil
 	}
 	return srv
@@ -265,7 +240,7 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 	var srv *server
 	for i := range b.cfg.runs {
 		if srv != nil {
-			srv.stop()
+			srv.Stop()
 		}
 		d, err := b.goModDownload(p, b.up.URL, false)
 		if err != nil {
@@ -277,13 +252,13 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 		}
 		c, err := b.goModDownload(p, srv.url, true)
 		if err != nil {
-			srv.stop()
+			srv.Stop()
 			return nil, err
 		}
 		cold = append(cold, c)
 		w, err := b.goModDownload(p, srv.url, true)
 		if err != nil {
-			srv.stop()
+			srv.Stop()
 			return nil, err
 		}
 		warm = append(warm, w)
@@ -321,7 +296,7 @@ func (b *bench) farDownloads(ctx context.Context, p *pinned, r *row) error {
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	cold, err := b.goModDownload(p, srv.url, true)
 	if err != nil {
 		return err
@@ -402,12 +377,11 @@ func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) erro
 	if err != nil {
 		return err
 	}
-	ng, ngAddr, err := startNginx(ctx, b.nginx, dir, srv.store, b.cfg.nginxWorkers)
+	ng, ngAddr, err := startNginx(ctx, b.tb, b.nginx, dir, srv.store, b.cfg.nginxWorkers)
 	if err != nil {
 		return err
 	}
-	b.tb.Cleanup(ng.stop)
-	defer ng.stop()
+	defer ng.Stop()
 	b.commands = append(b.commands, "nginx -c $TMP/nginx.conf -p $TMP -e $TMP/error.log   # nginx.conf below")
 
 	// Rounds alternate between the two servers, so that what else the machine does weighs on
@@ -440,8 +414,8 @@ func (b *bench) peakRSS(ctx context.Context, r *row) error {
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	start, err := peakRSS(srv.pid())
+	defer srv.Stop()
+	start, err := peakRSS(srv.Pid())
 	if err != nil {
 		return err
 	}
@@ -468,7 +442,7 @@ func (b *bench) peakRSS(ctx context.Context, r *row) error {
 			return err
 		}
 	}
-	peak, err := peakRSS(srv.pid())
+	peak, err := peakRSS(srv.Pid())
 	if err != nil {
 		return err
 	}
@@ -522,12 +496,7 @@ func (b *bench) report(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.metric, dash(r.ours), dash(r.ref), dash(r.ratio), r.goal, result)
 	}
-	var zipBytes int64
-	files := 0
-	for _, m := range b.shaped.mods {
-		zipBytes += int64(len(m.Zip()))
-		files += len(m.Files)
-	}
+	files, zipBytes := testkit.Weigh(b.shaped.mods)
 	runs := "one run"
 	if b.cfg.runs > 1 {
 		runs = fmt.Sprintf("one run, but for the requests/s and the warm and cold `go mod download` figures: the median of %d runs (for requests/s, rounds alternating between the two servers)", b.cfg.runs)

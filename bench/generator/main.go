@@ -191,12 +191,7 @@ func run(tb *testkit.Harness, out io.Writer, n, runs, jobs int) (bool, error) {
 	tinyRef, tinyCold, tinyNoop := median(tiny.ref, secs), median(tiny.cold, secs), median(tiny.noop, secs)
 	met := speedup >= 3 && coldRSS <= 128 && noopRSS <= 128 && noopWall < 1
 
-	var zipBytes int64
-	files := 0
-	for _, m := range shaped.mods {
-		zipBytes += int64(len(m.Zip()))
-		files += len(m.Files)
-	}
+	files, zipBytes := testkit.Weigh(shaped.mods)
 	fmt.Fprintf(out, "### Generator: %d modules of real shapes, median of %d runs\n\n", len(shaped.mods), runs)
 	fmt.Fprintf(out, "| measure | generator | `go mod download all` | ratio | goal | |\n")
 	fmt.Fprintf(out, "|---|---|---|---|---|---|\n")
@@ -220,22 +215,7 @@ func run(tb *testkit.Harness, out io.Writer, n, runs, jobs int) (bool, error) {
 func (s *set) measure(tb *testkit.Harness, gen string, runs, jobs int) error {
 	up := testkit.NewUpstream(tb, testkit.Options{Modules: s.mods})
 	defer up.Close()
-	project := filepath.Join(tb.TempDir(), "project")
-	if err := os.MkdirAll(project, 0o755); err != nil {
-		return err
-	}
-	var gomod strings.Builder
-	gomod.WriteString("module example.com/bench\n\ngo 1.21\n\nrequire (\n")
-	for _, m := range s.mods {
-		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
-	}
-	gomod.WriteString(")\n")
-	if err := os.WriteFile(filepath.Join(project, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(project, "go.sum"), testkit.GoSumFile(s.mods...), 0o644); err != nil {
-		return err
-	}
+	project := testkit.NewProject(tb, s.mods)
 
 	for i := range runs {
 		fmt.Fprintf(os.Stderr, "%s set, run %d of %d...\n", s.name, i+1, runs)

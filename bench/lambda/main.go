@@ -16,9 +16,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,7 +27,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -163,19 +160,19 @@ func measure(b *testing.B, runs, downloads int, f *figures, progress io.Writer) 
 			return err
 		}
 
-		sp, err := startServer(ctx, server, env(fmt.Sprintf("server-%d", i)))
+		sp, spURL, err := startServer(ctx, b, server, env(fmt.Sprintf("server-%d", i)))
 		if err != nil {
 			return err
 		}
-		cold, err = download(sp.url)
+		cold, err = download(spURL)
 		if err == nil {
 			f.serverCold = append(f.serverCold, cold)
 			var warm time.Duration
-			if warm, err = download(sp.url); err == nil {
+			if warm, err = download(spURL); err == nil {
 				f.serverWarm = append(f.serverWarm, warm)
 			}
 		}
-		sp.stop()
+		sp.Stop()
 		if err != nil {
 			return err
 		}
@@ -218,53 +215,20 @@ func measure(b *testing.B, runs, downloads int, f *figures, progress io.Writer) 
 	return nil
 }
 
-// serverProcess is the self-hosted server, running.
-type serverProcess struct {
-	url  string
-	stop func()
-}
-
-// startServer runs the server binary on 127.0.0.1 with env and waits for its "serving" line.
-func startServer(ctx context.Context, bin string, env []string) (*serverProcess, error) {
-	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0")
+// startServer runs the self-hosted server on 127.0.0.1 with env, waits for its "serving" line
+// and returns it with its URL; it is stopped when b ends, if Stop did not.
+func startServer(ctx context.Context, b *testing.B, bin string, env []string) (*testkit.Process, string, error) {
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
+	p := testkit.StartProcess(b, cmd)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	url, err := p.WaitServing(ctx)
 	if err != nil {
-		return nil, err
+		p.Stop()
+		return nil, "", fmt.Errorf("server did not start: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	urlc := make(chan string, 1)
-	var lines []string
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, URL string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "serving" {
-				urlc <- rec.URL
-			}
-			if len(lines) < 20 {
-				lines = append(lines, sc.Text())
-			}
-		}
-		close(urlc)
-	}()
-	stop := func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-	select {
-	case u, ok := <-urlc:
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("server exited before serving:\n%s", strings.Join(lines, "\n"))
-		}
-		return &serverProcess{url: u, stop: stop}, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, errors.New("server did not start in 30s")
-	}
+	return p, url, nil
 }
 
 func report(w io.Writer, f figures, runs, downloads int) {

@@ -22,7 +22,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -323,64 +322,18 @@ func get(ctx context.Context, c *http.Client, url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// startServer runs the server binary bin with args, in its own process group, its standard
-// output and error written to logFile (a file, so that the busy server never blocks on a pipe),
-// waits for its "serving" log line and returns the URL in it. Closing h stops the server.
+// startServer runs the server binary bin with args, its standard output and error written to
+// logFile (a file, so that the busy server's log is not held in memory), waits for its "serving"
+// log line and returns the URL in it. Closing h stops the server.
 func startServer(ctx context.Context, h *testkit.Harness, bin, logFile string, args ...string) (string, error) {
-	f, err := os.Create(logFile)
+	p := testkit.StartProcessLogging(h, exec.Command(bin, args...), logFile)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	url, err := p.WaitServing(ctx)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("the server did not start: %w", err)
 	}
-	defer f.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start the server: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	h.Cleanup(func() {
-		pgid := cmd.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for {
-		data, err := os.ReadFile(logFile)
-		if err != nil {
-			return "", err
-		}
-		if url := servingURL(data); url != "" {
-			return url, nil
-		}
-		select {
-		case err := <-done:
-			done <- err
-			return "", fmt.Errorf("the server exited before serving: %v\n%s", err, data)
-		case <-deadline:
-			return "", fmt.Errorf("the server did not log \"serving\" in 30s:\n%s", data)
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// servingURL returns the url of the server's "serving" log line in log, or "".
-func servingURL(log []byte) string {
-	for line := range strings.Lines(string(log)) {
-		var rec struct{ Msg, URL string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" && rec.URL != "" {
-			return rec.URL
-		}
-	}
-	return ""
+	return url, nil
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of sorted, which is not

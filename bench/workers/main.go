@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -209,63 +207,19 @@ func fetch(ctx context.Context, c *http.Client, url string, size int64) (time.Du
 	return d, nil
 }
 
-// startProcess starts a server in its own process group, waits until url/healthz answers 200,
-// and registers its stop.
+// startProcess starts a server in its own process group (wrangler starts workerd: both stop
+// together) and waits until url/healthz answers 200; the harness stops it at the end.
 func startProcess(ctx context.Context, tb *testkit.Harness, dir string, env []string, url, bin string, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &strings.Builder{}
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	p := testkit.StartProcess(tb, cmd)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx, testkit.HTTPReady(url+"/healthz", http.StatusOK)); err != nil {
+		return fmt.Errorf("%s did not answer %s/healthz: %w", filepath.Base(bin), url, err)
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		cmd.Wait()
-		close(done)
-	}()
-	tb.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-done:
-			for len(lines) > 0 {
-				logs.WriteString(<-lines + "\n")
-			}
-			return fmt.Errorf("%s exited before serving:\n%s", filepath.Base(bin), logs)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not answer %s/healthz in 60s", filepath.Base(bin), url)
+	return nil
 }
 
 func copyDir(from, to string) error {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,28 +45,11 @@ func start(t *testing.T, bin string, env []string, args ...string) *process {
 	p := &process{Process: testkit.StartProcess(t, cmd)}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	err := p.WaitReady(ctx, func(context.Context) error {
-		p.url = servingURL(p.Output())
-		if p.url == "" {
-			return errors.New("no serving line in its log yet")
-		}
-		return nil
-	})
-	if err != nil {
+	var err error
+	if p.url, err = p.WaitServing(ctx); err != nil {
 		t.Fatalf("server did not start: %v", err)
 	}
 	return p
-}
-
-// servingURL returns the URL of the server's "serving" log line, or "" if log has none.
-func servingURL(log string) string {
-	for _, line := range strings.Split(log, "\n") {
-		var rec struct{ Msg, URL string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
-			return rec.URL
-		}
-	}
-	return ""
 }
 
 // peakRSS returns the process's peak resident set size (VmHWM) in bytes.

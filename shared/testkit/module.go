@@ -360,3 +360,32 @@ func (fi memFileInfo) Mode() fs.FileMode  { return 0o644 }
 func (fi memFileInfo) ModTime() time.Time { return time.Time{} }
 func (fi memFileInfo) IsDir() bool        { return false }
 func (fi memFileInfo) Sys() any           { return nil }
+
+// NewProject returns a new directory under tb.TempDir() holding a module, example.com/project,
+// that requires every module of mods, with the go.sum of them all: what `go mod download` of a
+// pinned set runs in.
+func NewProject(tb testing.TB, mods []*Module) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	var gomod bytes.Buffer
+	gomod.WriteString("module example.com/project\n\ngo 1.21\n\nrequire (\n")
+	for _, m := range mods {
+		fmt.Fprintf(&gomod, "\t%s %s\n", m.Path, m.Version)
+	}
+	gomod.WriteString(")\n")
+	for name, data := range map[string][]byte{"go.mod": gomod.Bytes(), "go.sum": GoSumFile(mods...)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			tb.Fatalf("testkit: project: %v", err)
+		}
+	}
+	return dir
+}
+
+// Weigh returns how many files the modules hold and how many bytes their zips take.
+func Weigh(mods []*Module) (files int, zipBytes int64) {
+	for _, m := range mods {
+		files += len(m.Files)
+		zipBytes += int64(len(m.Zip()))
+	}
+	return files, zipBytes
+}

@@ -4,10 +4,14 @@ package testkit
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,11 +39,12 @@ const readyPoll = 20 * time.Millisecond
 //
 // Its methods are safe for concurrent use.
 type Process struct {
-	cmd    *exec.Cmd
-	name   string  // the program's base name, for errors
-	output *Buffer // its standard output and error
-	group  bool    // signals go to its process group
-	grace  time.Duration
+	cmd     *exec.Cmd
+	name    string  // the program's base name, for errors
+	output  *Buffer // its standard output and error; nil when they go to logFile
+	logFile string
+	group   bool // signals go to its process group
+	grace   time.Duration
 
 	exited  chan struct{} // closed when the process has exited and its output is collected
 	exitErr error         // cmd.Wait's result, once exited is closed
@@ -56,30 +61,57 @@ type Process struct {
 // signals go to the whole group: use that for a process that starts others.
 func StartProcess(tb testing.TB, cmd *exec.Cmd) *Process {
 	tb.Helper()
+	p := newProcess(tb, cmd)
+	p.output = &Buffer{}
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	p.start(tb)
+	return p
+}
+
+// StartProcessLogging is [StartProcess] with the output appended to the file logFile instead of
+// held in memory: for a busy server that logs a line per request. [Process.Output] reads the file.
+func StartProcessLogging(tb testing.TB, cmd *exec.Cmd, logFile string) *Process {
+	tb.Helper()
+	p := newProcess(tb, cmd)
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		tb.Fatalf("testkit: start %s: %v", p.name, err)
+	}
+	defer f.Close() // the child has its own descriptor
+	p.logFile = logFile
+	cmd.Stdout, cmd.Stderr = f, f
+	p.start(tb)
+	return p
+}
+
+func newProcess(tb testing.TB, cmd *exec.Cmd) *Process {
+	tb.Helper()
 	p := &Process{
 		cmd:    cmd,
 		name:   filepath.Base(cmd.Path),
-		output: &Buffer{},
 		group:  cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid && cmd.SysProcAttr.Pgid == 0,
 		grace:  stopGrace,
 		exited: make(chan struct{}),
 	}
 	if cmd.Stdout != nil || cmd.Stderr != nil {
-		tb.Fatalf("testkit: start %s: StartProcess collects the output itself; cmd.Stdout and cmd.Stderr must be nil", p.name)
+		tb.Fatalf("testkit: start %s: the output is StartProcess's to direct; cmd.Stdout and cmd.Stderr must be nil", p.name)
 	}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = stopGrace
+	return p
+}
+
+func (p *Process) start(tb testing.TB) {
+	tb.Helper()
+	if p.cmd.WaitDelay == 0 {
+		p.cmd.WaitDelay = stopGrace
 	}
-	if err := cmd.Start(); err != nil {
+	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("testkit: start %s: %v", p.name, err)
 	}
 	go func() {
-		p.exitErr = cmd.Wait()
+		p.exitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
 	tb.Cleanup(p.Stop)
-	return p
 }
 
 // WaitReady calls ready every 20ms until it returns nil, and then returns nil. It returns an
@@ -183,4 +215,38 @@ func (p *Process) ExitErr() error {
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Output returns what the process has written so far on its standard output and error.
-func (p *Process) Output() string { return p.output.String() }
+func (p *Process) Output() string {
+	if p.logFile != "" {
+		data, err := os.ReadFile(p.logFile)
+		if err != nil {
+			return fmt.Sprintf("(%v)", err)
+		}
+		return string(data)
+	}
+	return p.output.String()
+}
+
+// WaitServing waits, as [Process.WaitReady] does, for the "serving" line that modmirror's
+// servers log as JSON once they listen, and returns its URL.
+func (p *Process) WaitServing(ctx context.Context) (string, error) {
+	var url string
+	err := p.WaitReady(ctx, func(context.Context) error {
+		if url = ServingURL(p.Output()); url == "" {
+			return errors.New(`no "serving" line in its log yet`)
+		}
+		return nil
+	})
+	return url, err
+}
+
+// ServingURL returns the URL of the "serving" line in a modmirror server's JSON log, or "" if
+// log has none.
+func ServingURL(log string) string {
+	for line := range strings.Lines(log) {
+		var rec struct{ Msg, URL string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" && rec.URL != "" {
+			return rec.URL
+		}
+	}
+	return ""
+}

@@ -199,3 +199,39 @@ func TestHTTPReady(t *testing.T) {
 		})
 	}
 }
+
+func TestProcessLoggingWaitServing(t *testing.T) {
+	logFile := t.TempDir() + "/server.log"
+	cmd := exec.Command("sh", "-c", `echo '{"msg":"starting"}'; sleep 0.1; echo '{"level":"INFO","msg":"serving","url":"http://127.0.0.1:1"}'; exec sleep 60`)
+	p := StartProcessLogging(t, cmd, logFile)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	url, err := p.WaitServing(ctx)
+	if err != nil || url != "http://127.0.0.1:1" {
+		t.Fatalf("WaitServing = %q, %v; want the URL of the serving line", url, err)
+	}
+	data, err := os.ReadFile(logFile)
+	if err != nil || p.Output() != string(data) || !strings.Contains(string(data), "starting") {
+		t.Errorf("Output = %q; the log file holds %q (%v)", p.Output(), data, err)
+	}
+	p.Stop()
+
+	// A server that exits before serving: the error says so, with its log.
+	p = StartProcessLogging(t, exec.Command("sh", "-c", "echo cannot listen; exit 1"), t.TempDir()+"/log")
+	if _, err := p.WaitServing(ctx); err == nil || !strings.Contains(err.Error(), "cannot listen") {
+		t.Errorf("WaitServing of a server that exited: %v; want an error with its log", err)
+	}
+}
+
+func TestServingURL(t *testing.T) {
+	for log, want := range map[string]string{
+		"":                         "",
+		`{"msg":"serving"}` + "\n": "",
+		"not json\n" + `{"msg":"serving","url":"http://x"}`: "http://x",
+		`{"msg":"request","url":"http://y"}` + "\n":         "",
+	} {
+		if got := ServingURL(log); got != want {
+			t.Errorf("ServingURL(%q) = %q, want %q", log, got, want)
+		}
+	}
+}

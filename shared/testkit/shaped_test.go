@@ -3,6 +3,8 @@ package testkit
 import (
 	"archive/zip"
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -56,5 +58,31 @@ func TestLoadShapes(t *testing.T) {
 		if _, err := parseShape(bad); err == nil {
 			t.Errorf("parseShape(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestNewProjectAndWeigh(t *testing.T) {
+	mods := Synthetic(3)
+	dir := NewProject(t, mods)
+	gomod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if !bytes.Contains(gomod, []byte("\t"+m.Path+" "+m.Version+"\n")) {
+			t.Errorf("go.mod does not require %s:\n%s", m, gomod)
+		}
+	}
+	gosum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil || !bytes.Equal(gosum, GoSumFile(mods...)) {
+		t.Errorf("go.sum = %q, %v; want GoSumFile of the modules", gosum, err)
+	}
+	files, zipBytes := Weigh(mods)
+	want := int64(0)
+	for _, m := range mods {
+		want += int64(len(m.Zip()))
+	}
+	if files != 6 || zipBytes != want {
+		t.Errorf("Weigh = %d files, %d bytes; want 6, %d", files, zipBytes, want)
 	}
 }
