@@ -58,7 +58,7 @@ clean:
 # 3 MiB: inlined code compresses worse (see docs/DEPLOY-CLOUDFLARE.md, "Size").
 WORKER_DIR   := build/worker
 WORKER_FLAGS := -trimpath -ldflags='-s -w' -gcflags=all=-l \
-	-gcflags=crypto/internal/fips140/sha256= -gcflags=compress/flate= -gcflags=hash/crc32=
+	-gcflags=crypto/internal/fips140/sha256= -gcflags=github.com/modmirror/modmirror/shared/checksum/internal/inflate= -gcflags=hash/crc32=
 
 ## worker: the Cloudflare Worker's build/worker/ directory (wrangler.toml's build command).
 worker:

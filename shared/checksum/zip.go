@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
@@ -20,6 +21,8 @@ import (
 	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/modmirror/modmirror/shared/checksum/internal/inflate"
 )
 
 // HashZip checks a module zip of the given size read through ra against the rules of
@@ -58,6 +61,18 @@ func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error
 	if err != nil {
 		return "", err
 	}
+	// archive/zip keeps checking lengths, CRC-32s and data descriptors; the decoding is
+	// inflate's, in half the time, by a Reader per hashing goroutine.
+	var decoders sync.Pool
+	z.RegisterDecompressor(zip.Deflate, func(r io.Reader) io.ReadCloser {
+		d, _ := decoders.Get().(*inflate.Reader)
+		if d == nil {
+			d = inflate.NewReader(r)
+		} else {
+			d.Reset(r)
+		}
+		return &pooledReader{Reader: d, pool: &decoders}
+	})
 
 	// The checks of modzip.CheckZip, entry by entry.
 	prefix := modPath + "@" + version + "/"
@@ -204,6 +219,20 @@ func hash1(files []string, open func(string) (io.ReadCloser, error)) (string, er
 		fmt.Fprintf(summary, "%x  %s\n", sums[i], file)
 	}
 	return "h1:" + base64.StdEncoding.EncodeToString(summary.Sum(nil)), nil
+}
+
+// pooledReader returns its decoder to the pool when closed.
+type pooledReader struct {
+	*inflate.Reader
+	pool *sync.Pool
+}
+
+func (r *pooledReader) Close() error {
+	if r.Reader != nil {
+		r.pool.Put(r.Reader)
+		r.Reader = nil
+	}
+	return nil
 }
 
 // zipEntry adapts a zip entry to modzip.File, with the module prefix stripped from its name.
