@@ -594,6 +594,15 @@ func (d *Reader) huffman() error {
 				break
 			}
 			from, to := o-distance, o+length
+			if distance >= 8 && to+8 <= len(out) {
+				// Eight bytes at a time, the last word running past the match: what it
+				// writes there is overwritten by what follows.
+				for ; o < to; o, from = o+8, from+8 {
+					binary.LittleEndian.PutUint64(out[o:], binary.LittleEndian.Uint64(out[from:]))
+				}
+				o = to
+				continue
+			}
 			if distance >= length {
 				copy(out[o:to], out[from:from+length])
 				o = to
