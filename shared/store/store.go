@@ -95,6 +95,25 @@ type Walker interface {
 	Walk(ctx context.Context, prefix string, fn func(Info) error) error
 }
 
+// Stager is implemented by stores that can hold a new object in a file of their own while the
+// caller checks it, and then put it in place without copying it: a large zip is written once,
+// where spooling it to a temporary file and then storing it writes it twice.
+type Stager interface {
+	// Stage returns an empty object to write key's content into.
+	Stage(ctx context.Context, key string) (Staged, error)
+}
+
+// Staged is an object being written for a Stager: written once, then read (it is a spool), then
+// committed or discarded.
+type Staged interface {
+	io.ReadWriteSeeker
+	io.ReaderAt
+	// Commit puts what was written in place under the key, as Put with o would.
+	Commit(ctx context.Context, o PutOptions) (Info, error)
+	// Close discards what was written, unless Commit put it in place.
+	io.Closer
+}
+
 // URLer is implemented by stores that can hand out a URL for a key (a CDN base or a presigned
 // URL), so that a host may redirect a hit instead of streaming it.
 type URLer interface {

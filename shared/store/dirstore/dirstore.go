@@ -183,16 +183,31 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 		}
 	}
 
-	dir := path.Dir(key)
-	if dir != "." {
-		if err := s.root.MkdirAll(dir, dirPerm); err != nil {
-			return store.Info{}, err
-		}
+	dir, err := s.mkdirFor(key)
+	if err != nil {
+		return store.Info{}, err
 	}
 	tmp, fi, err := s.writeTemp(ctx, dir, r, size)
 	if err != nil {
 		return store.Info{}, err
 	}
+	return s.place(ctx, key, tmp, fi, o)
+}
+
+// mkdirFor makes the directory key's file goes in and returns its name.
+func (s *Store) mkdirFor(key string) (string, error) {
+	dir := path.Dir(key)
+	if dir != "." {
+		if err := s.root.MkdirAll(dir, dirPerm); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// place puts the finished temporary file tmp (described by fi) in place under key, as Put with
+// o does. Unless it is placed, tmp is removed.
+func (s *Store) place(ctx context.Context, key, tmp string, fi fs.FileInfo, o store.PutOptions) (store.Info, error) {
 	placed := false
 	defer func() {
 		if !placed {
@@ -260,20 +275,9 @@ func (s *Store) checkMatch(key, want string) error {
 // writeTemp copies r into a new temporary file in dir and returns its name and description. On
 // error the file is gone. size, if not negative, is the exact number of bytes r must yield.
 func (s *Store) writeTemp(ctx context.Context, dir string, r io.Reader, size int64) (string, fs.FileInfo, error) {
-	var (
-		name string
-		f    *os.File
-		err  error
-	)
-	for range 10 {
-		name = path.Join(dir, tempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-		f, err = s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
+	name, f, err := s.createTemp(dir, os.O_WRONLY)
 	if err != nil {
-		return "", nil, fmt.Errorf("create temporary file: %w", err)
+		return "", nil, err
 	}
 	fi, err := copyInto(ctx, f, r, size)
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -284,6 +288,89 @@ func (s *Store) writeTemp(ctx context.Context, dir string, r io.Reader, size int
 		return "", nil, err
 	}
 	return name, fi, nil
+}
+
+// createTemp creates a new temporary file in dir, opened with flag, and returns its name.
+func (s *Store) createTemp(dir string, flag int) (string, *os.File, error) {
+	var (
+		name string
+		f    *os.File
+		err  error
+	)
+	for range 10 {
+		name = path.Join(dir, tempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err = s.root.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, filePerm)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	return name, f, nil
+}
+
+// Stage implements store.Stager: the object is a temporary file beside key's, and Commit puts it
+// in place as Put does, by a link or a rename.
+func (s *Store) Stage(ctx context.Context, key string) (store.Staged, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("stage %q: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir, err := s.mkdirFor(key)
+	if err != nil {
+		return nil, fmt.Errorf("stage %q: %w", key, err)
+	}
+	name, f, err := s.createTemp(dir, os.O_RDWR)
+	if err != nil {
+		return nil, fmt.Errorf("stage %q: %w", key, err)
+	}
+	return &staged{File: f, s: s, key: key, name: name}, nil
+}
+
+// staged is an object being written: a temporary file in the directory of its key.
+type staged struct {
+	*os.File
+	s         *Store
+	key, name string
+	done      bool // committed or discarded: the temporary name is gone
+}
+
+func (f *staged) Commit(ctx context.Context, o store.PutOptions) (store.Info, error) {
+	if f.done {
+		return store.Info{}, fmt.Errorf("put %q: staged object already committed or discarded", f.key)
+	}
+	if err := o.Check(); err != nil {
+		f.Close()
+		return store.Info{}, fmt.Errorf("put %q: %w", f.key, err)
+	}
+	fi, err := f.File.Stat()
+	if err != nil {
+		f.Close()
+		return store.Info{}, fmt.Errorf("put %q: %w", f.key, err)
+	}
+	f.done = true // place puts the file in place or removes it
+	info, err := f.s.place(ctx, f.key, f.name, fi, o)
+	if err != nil {
+		return store.Info{}, fmt.Errorf("put %q: %w", f.key, err)
+	}
+	return info, nil
+}
+
+func (f *staged) Close() error {
+	err := f.File.Close()
+	if !f.done {
+		f.done = true
+		if rerr := f.s.root.Remove(f.name); err == nil {
+			err = rerr
+		}
+	}
+	if errors.Is(err, fs.ErrClosed) {
+		err = nil // closed before, by a failed Commit
+	}
+	return err
 }
 
 func copyInto(ctx context.Context, f *os.File, r io.Reader, size int64) (fs.FileInfo, error) {

@@ -455,3 +455,42 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Put after Close succeeded")
 	}
 }
+
+// TestStageLeavesOnlyCommitted checks that staging leaves no temporary file behind, whether the
+// object was committed, discarded, or refused by a create-only Commit.
+func TestStageLeavesOnlyCommitted(t *testing.T) {
+	root := t.TempDir()
+	s := newStore(t, root)
+	ctx := t.Context()
+	for _, tt := range []struct {
+		key    string
+		commit bool
+	}{
+		{"m/@v/v1.0.0.zip", true},
+		{"m/@v/v1.0.1.zip", false},
+		{"m/@v/v1.0.0.zip", true}, // refused: the key is taken
+	} {
+		staged, err := s.Stage(ctx, tt.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged.Write([]byte("zip"))
+		if tt.commit {
+			staged.Commit(ctx, store.PutOptions{IfAbsent: true})
+		}
+		if err := staged.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	var files []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if !slices.Equal(files, []string{"m/@v/v1.0.0.zip"}) {
+		t.Errorf("files in the store: %q, want only the committed object", files)
+	}
+}

@@ -56,6 +56,82 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, shared) })
 	}
 	t.Run("Walk", func(t *testing.T) { testWalk(t, newStore(t)) })
+	if _, ok := shared.(store.Stager); ok {
+		t.Run("Stage", func(t *testing.T) { testStage(t, newStore(t)) })
+	}
+}
+
+// testStage checks a store.Stager: a staged object reads back what was written, is invisible
+// until committed, is put in place by Commit with the options of Put, and is gone when discarded.
+func testStage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	st := s.(store.Stager)
+	const key = "stage.example/m/@v/v1.0.0.zip"
+	data := pattern(100 << 10)
+
+	staged, err := st.Stage(ctx, key)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	if _, err := staged.Write(data); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got := make([]byte, 10)
+	if _, err := staged.ReadAt(got, 5000); err != nil || !bytes.Equal(got, data[5000:5010]) {
+		t.Errorf("ReadAt(10 bytes at 5000) = %q, %v; want %q", got, err, data[5000:5010])
+	}
+	if _, err := staged.Seek(0, io.SeekStart); err != nil {
+		t.Fatalf("Seek: %v", err)
+	}
+	all, err := io.ReadAll(staged)
+	sameContent(t, "staged content read back", all, data)
+	if err != nil {
+		t.Errorf("read back: %v", err)
+	}
+	missing(t, s, key) // not in place before Commit
+	info, err := staged.Commit(ctx, store.PutOptions{IfAbsent: true})
+	if err != nil {
+		t.Fatalf("Commit(IfAbsent): %v", err)
+	}
+	checkPutInfo(t, info, key, len(data))
+	if err := staged.Close(); err != nil {
+		t.Errorf("Close after Commit: %v", err)
+	}
+	mustHold(t, s, key, data, info.ETag)
+
+	// A second staging of the key, committed create-only: ErrExist, and the first stays.
+	again, err := st.Stage(ctx, key)
+	if err != nil {
+		t.Fatalf("Stage again: %v", err)
+	}
+	again.Write([]byte("other"))
+	if _, err := again.Commit(ctx, store.PutOptions{IfAbsent: true}); !errors.Is(err, store.ErrExist) {
+		t.Errorf("Commit(IfAbsent) on a present key: %v, want ErrExist", err)
+	}
+	again.Close()
+	mustHold(t, s, key, data, info.ETag)
+
+	// Discarded: nothing in place, nothing listed.
+	const other = "stage.example/m/@v/v1.0.1.zip"
+	discarded, err := st.Stage(ctx, other)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	discarded.Write(data)
+	if err := discarded.Close(); err != nil {
+		t.Errorf("Close without Commit: %v", err)
+	}
+	missing(t, s, other)
+	if w, ok := s.(store.Walker); ok {
+		var keys []string
+		w.Walk(ctx, "", func(i store.Info) error { keys = append(keys, i.Key); return nil })
+		if len(keys) != 1 || keys[0] != key {
+			t.Errorf("after a commit and a discard the store lists %q, want only %q", keys, key)
+		}
+	}
+	if _, err := st.Stage(ctx, "../escape"); err == nil {
+		t.Errorf("Stage of an invalid key succeeded")
+	}
 }
 
 var errBoom = errors.New("storetest: reader failed on purpose")
