@@ -20,10 +20,8 @@ const (
 	maxInfo = 64 << 10
 	maxMod  = modzip.MaxGoMod
 	maxZip  = modzip.MaxZipFile
-	// spoolMemory is how many bytes of zips all the run's jobs together hold in memory while
-	// they verify them; a zip that does not fit in what is left goes through a temporary file,
-	// which costs writing and reading it once more.
-	spoolMemory = 32 << 20
+	// defaultSpoolMemory is Config.SpoolMemory's default.
+	defaultSpoolMemory = 32 << 20
 )
 
 // modEntry is one module version's go.mod, loaded and verified once per run.
@@ -158,11 +156,7 @@ func (g *Generator) fillModule(ctx context.Context, m module.Version, w *want) (
 		wrote = true
 	}
 	if zip != nil {
-		key, _ := objectKey(m, "zip")
-		if _, err := zip.Seek(0, io.SeekStart); err != nil {
-			return wrote, false, fmt.Errorf("rewind the zip: %w", err)
-		}
-		if err := g.put(ctx, key, zip, zip.size); err != nil {
+		if err := g.putZip(ctx, m, zip); err != nil {
 			return wrote, false, err
 		}
 		wrote = true
@@ -189,6 +183,23 @@ func (g *Generator) put(ctx context.Context, key string, r io.Reader, size int64
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
+}
+
+// putZip stores a verified zip: commits it where it was staged in the store, or copies it from
+// its spool.
+func (g *Generator) putZip(ctx context.Context, m module.Version, zip *spooled) error {
+	key, _ := objectKey(m, "zip")
+	if staged, ok := zip.File.(store.Staged); ok {
+		_, err := staged.Commit(ctx, store.PutOptions{IfAbsent: true})
+		if err != nil && !errors.Is(err, store.ErrExist) {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		return nil
+	}
+	if _, err := zip.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewind the zip: %w", err)
+	}
+	return g.put(ctx, key, zip, zip.size)
 }
 
 // zip returns the h1 hash of m's zip, checked against sum (the go.sum hash, if any), the hash the
@@ -278,11 +289,17 @@ func (g *Generator) fetchZip(ctx context.Context, key string) (*spooled, error) 
 	if resp.Size > maxZip {
 		return nil, fmt.Errorf("%s: zip of %d bytes is over the %d-byte limit", resp.URL, resp.Size, int64(maxZip))
 	}
-	sp, err := g.spool(&counter{r: resp.Body, g: g}, resp.Size)
+	// A zip too large for memory is written where the mirror will hold it, if the store can
+	// stage, and committed once verified.
+	var newFile func() (spool.File, error)
+	if st := g.st.stager(); st != nil {
+		newFile = func() (spool.File, error) { return st.Stage(ctx, key) }
+	}
+	f, n, err := g.spoolOptions.CopyTo(newFile, &counter{r: resp.Body, g: g}, resp.Size, maxZip)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", resp.URL, err)
 	}
-	return sp, nil
+	return &spooled{File: f, size: n}, nil
 }
 
 // spool copies r (size bytes, or -1 if unknown) into memory, if it fits in what is left of the

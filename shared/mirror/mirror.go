@@ -15,6 +15,7 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,10 @@ type Config struct {
 	Jobs int
 	// TempDir holds scratch state and zips being verified; default os.TempDir().
 	TempDir string
+	// SpoolMemory is how many bytes of zips the jobs together hold in memory while they verify
+	// them; a zip that does not fit is written where the mirror keeps it, if its store is a
+	// store.Stager, or else to a file in TempDir. 0 means 32 MiB; negative, nothing in memory.
+	SpoolMemory int64
 	// Signer signs the manifest; nil leaves it unsigned.
 	Signer *hybridsig.PrivateKey
 	// Logger receives debug and warning records; default none.
@@ -173,7 +178,8 @@ func New(ctx context.Context, c Config) (*Generator, error) {
 	if g.scratchDir, err = os.MkdirTemp(g.cfg.TempDir, "modmirror-generate-"); err != nil {
 		return nil, fmt.Errorf("mirror: scratch directory: %w", err)
 	}
-	g.spoolOptions = spool.Options{Dir: g.scratchDir, MemoryMax: spoolMemory, Shared: spool.NewBudget(spoolMemory)}
+	memory := cmp.Or(c.SpoolMemory, defaultSpoolMemory)
+	g.spoolOptions = spool.Options{Dir: g.scratchDir, MemoryMax: max(memory, 0), Shared: spool.NewBudget(max(memory, 0))}
 	g.scratch = newScratchStore(filepath.Join(g.scratchDir, "sumdb"), scratchBudget)
 	g.state = overlay.New(g.scratch, g.st, nil)
 	if c.SumDB != nil {

@@ -1,6 +1,9 @@
 package mirror_test
 
 import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/modmirror/modmirror/shared/mirror"
 	"github.com/modmirror/modmirror/shared/mirror/hybridsig"
 	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/store/dirstore"
 	"github.com/modmirror/modmirror/shared/store/memstore"
 	"github.com/modmirror/modmirror/shared/testkit"
 	"github.com/modmirror/modmirror/shared/upstream"
@@ -83,5 +87,73 @@ func TestMemoryStore(t *testing.T) {
 	}
 	if len(rep.Problems) != 1 || rep.Problems[0].Key != "example.com/lib/@v/list" {
 		t.Errorf("verify of a changed list: %v", rep.Problems)
+	}
+}
+
+// TestStagedZips generates with no spool memory, so that every zip is written straight into the
+// directory store and committed once verified: a zip whose go.sum hash is wrong must leave
+// nothing behind (not even the staged file), and the others must verify.
+func TestStagedZips(t *testing.T) {
+	ctx := t.Context()
+	mods := testkit.MustLoadFixtures(t)
+	up := testkit.NewUpstream(t, testkit.Options{Modules: mods})
+	client, err := upstream.New(up.URL, upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &config.SumDB{Name: up.SumDBName, Key: up.SumDBKey}
+	dir := t.TempDir()
+	st, err := dirstore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gen, err := mirror.New(ctx, mirror.Config{
+		Store: st, Upstream: client, SumDB: db, SumDBRemote: config.SumDBRemote(client, db, upstream.Options{}),
+		TempDir: t.TempDir(), SpoolMemory: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+
+	good, bad := testkit.Find(mods, "example.com/lib", "v1.2.0"), testkit.Find(mods, "example.com/Upper/Mod", "v1.0.0")
+	// The bad module's zip line has a well-formed hash of nothing.
+	badZip := fmt.Sprintf("%s %s h1:%s=\n", bad.Path, bad.Version, strings.Repeat("A", 43))
+	lines, err := checksum.ParseGoSum(append(testkit.GoSumFile(good), badZip...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := gen.Generate(ctx, mirror.Input{GoSum: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Module, "example.com/Upper/Mod@v1.0.0") || res.Written != 1 {
+		t.Fatalf("result %+v; want the upper-case module to fail alone", res)
+	}
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, filepath.Base(p))
+		}
+		if d != nil && d.IsDir() && strings.Contains(p, "!upper") {
+			t.Errorf("the failed module left %s", p)
+		}
+		return nil
+	})
+	for _, f := range files {
+		if strings.HasPrefix(f, ".") && f != ".dirstore-lock" {
+			t.Errorf("a temporary file is left: %s", f)
+		}
+	}
+	if _, err := st.Stat(ctx, "example.com/lib/@v/v1.2.0.zip"); err != nil {
+		t.Errorf("the good module's zip: %v", err)
+	}
+	rep, err := mirror.Verify(ctx, mirror.VerifyConfig{Store: st, SumDB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 || rep.Modules == 0 {
+		t.Fatalf("verify: %+v", rep)
 	}
 }

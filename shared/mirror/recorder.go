@@ -72,26 +72,36 @@ func (s *mirrorStore) Open(ctx context.Context, key string) (store.Object, error
 	return s.Store.Open(ctx, key)
 }
 
-// Put implements store.Store. A create-only Put of a key the list says is absent is made a plain
-// Put: the run is the mirror's only writer, and what it writes under a key is fixed (a verified
-// object, or derived from them), so there is nothing to lose a race to; and on a directory a
-// plain Put is one rename where a create-only one is a link and an unlink, file system work that
-// dominates a run.
+// Put implements store.Store, recording what it wrote for the manifest.
 func (s *mirrorStore) Put(ctx context.Context, key string, r io.Reader, size int64, o store.PutOptions) (store.Info, error) {
+	h := &hashingReader{r: r, h: sha256.New()}
+	info, err := s.Store.Put(ctx, key, h, size, s.options(key, o))
+	s.record(key, info, err, h.h, h.n)
+	return info, err
+}
+
+// options returns the options to write key with. A create-only write of a key the list says is
+// absent is made a plain one: the run is the mirror's only writer, and what it writes under a key
+// is fixed (a verified object, or derived from them), so there is nothing to lose a race to; and
+// on a directory a plain write is one rename where a create-only one is a link and an unlink, file
+// system work that dominates a run.
+func (s *mirrorStore) options(key string, o store.PutOptions) store.PutOptions {
 	if o.IfAbsent && !s.has(key) {
 		o.IfAbsent = false
 	}
-	h := &hashingReader{r: r, h: sha256.New()}
-	info, err := s.Store.Put(ctx, key, h, size, o)
+	return o
+}
+
+// record notes the outcome of a write of key whose content had the digest h over n bytes.
+func (s *mirrorStore) record(key string, info store.Info, err error, h hash.Hash, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case err == nil:
 		e := manifest.Entry{Key: key, Size: info.Size}
-		h.h.Sum(e.SHA256[:0])
-		if h.n != info.Size {
-			// Not read through to the end (a store that copies otherwise): hash it again later.
-			e.Size = -1
+		h.Sum(e.SHA256[:0])
+		if n != info.Size {
+			e.Size = -1 // cannot happen; Verify will flag it
 		}
 		s.written[key] = e
 		if s.keys != nil {
@@ -100,6 +110,50 @@ func (s *mirrorStore) Put(ctx context.Context, key string, r io.Reader, size int
 	case errors.Is(err, store.ErrExist) && s.keys != nil:
 		s.keys[key] = true
 	}
+}
+
+// stager returns a store.Stager whose commits are recorded as Puts are, or nil when the mirror's
+// store cannot stage.
+func (s *mirrorStore) stager() store.Stager {
+	st, ok := s.Store.(store.Stager)
+	if !ok {
+		return nil
+	}
+	return &recordingStager{s: s, st: st}
+}
+
+type recordingStager struct {
+	s  *mirrorStore
+	st store.Stager
+}
+
+func (r *recordingStager) Stage(ctx context.Context, key string) (store.Staged, error) {
+	staged, err := r.st.Stage(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &recordedStaged{Staged: staged, s: r.s, key: key, h: sha256.New()}, nil
+}
+
+// recordedStaged hashes what is written to a staged object and records its commit.
+type recordedStaged struct {
+	store.Staged
+	s   *mirrorStore
+	key string
+	h   hash.Hash
+	n   int64
+}
+
+func (r *recordedStaged) Write(p []byte) (int, error) {
+	n, err := r.Staged.Write(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
+}
+
+func (r *recordedStaged) Commit(ctx context.Context, o store.PutOptions) (store.Info, error) {
+	info, err := r.Staged.Commit(ctx, r.s.options(r.key, o))
+	r.s.record(r.key, info, err, r.h, r.n)
 	return info, err
 }
 

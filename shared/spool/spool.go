@@ -46,6 +46,13 @@ func NewBudget(n int64) *Budget { return &Budget{sem: semaphore.NewWeighted(n)} 
 // other than announced, is an error; so is, with no Dir, more than MemoryMax. The returned spool
 // is positioned at its start.
 func (o Options) Copy(r io.Reader, size, limit int64) (File, int64, error) {
+	return o.CopyTo(nil, r, size, limit)
+}
+
+// CopyTo is Copy, but content that does not fit in memory goes to the spool newFile makes (a
+// store's staged object, which the caller commits without a copy once it is checked) instead of
+// a temporary file in Dir. A nil newFile makes it Copy.
+func (o Options) CopyTo(newFile func() (File, error), r io.Reader, size, limit int64) (File, int64, error) {
 	var f File
 	switch {
 	case o.Dir == "":
@@ -58,8 +65,11 @@ func (o Options) Copy(r io.Reader, size, limit int64) (File, int64, error) {
 	case size >= 0 && size <= o.MemoryMax && o.Shared.sem.TryAcquire(size):
 		f = &budgeted{Memory: NewMemory(size), budget: o.Shared, size: size}
 	default:
+		if newFile == nil {
+			newFile = func() (File, error) { return NewTemp(o.Dir) }
+		}
 		var err error
-		if f, err = NewTemp(o.Dir); err != nil {
+		if f, err = newFile(); err != nil {
 			return nil, 0, err
 		}
 	}

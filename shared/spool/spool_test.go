@@ -158,3 +158,35 @@ func TestSharedBudget(t *testing.T) {
 		t.Fatal("a failed copy kept its memory")
 	}
 }
+
+// TestCopyTo checks that content too large for memory goes to the file newFile makes, content
+// that fits stays in memory, and a failed copy closes the file it made.
+func TestCopyTo(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, MemoryMax: 4}
+	var made []File
+	newFile := func() (File, error) {
+		f, err := NewTemp(dir)
+		made = append(made, f)
+		return f, err
+	}
+	small, _, err := o.CopyTo(newFile, strings.NewReader("abc"), 3, 100)
+	if err != nil || len(made) != 0 {
+		t.Fatalf("3 bytes of a 4-byte MemoryMax: %v, %d files made; want memory", err, len(made))
+	}
+	small.Close()
+	large, n, err := o.CopyTo(newFile, strings.NewReader("abcdefgh"), 8, 100)
+	if err != nil || len(made) != 1 || large != made[0] {
+		t.Fatalf("8 bytes: %v, %d files made; want the one newFile made", err, len(made))
+	}
+	if got, _ := io.ReadAll(large); n != 8 || string(got) != "abcdefgh" {
+		t.Fatalf("8 bytes: %d, reads back %q", n, got)
+	}
+	large.Close()
+	if _, _, err := o.CopyTo(newFile, strings.NewReader("abcdefgh"), 7, 100); err == nil {
+		t.Fatal("a body longer than announced was spooled")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Fatalf("files left after Close and a failed copy: %q", left)
+	}
+}

@@ -310,8 +310,9 @@ func (s *Store) createTemp(dir string, flag int) (string, *os.File, error) {
 	return name, f, nil
 }
 
-// Stage implements store.Stager: the object is a temporary file beside key's, and Commit puts it
-// in place as Put does, by a link or a rename.
+// Stage implements store.Stager: the object is a temporary file in the root, and Commit puts it
+// in place as Put does, by a link or a rename. Until then key's directories are not made, so an
+// object that is never committed leaves nothing behind.
 func (s *Store) Stage(ctx context.Context, key string) (store.Staged, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("stage %q: %w", key, err)
@@ -319,11 +320,7 @@ func (s *Store) Stage(ctx context.Context, key string) (store.Staged, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dir, err := s.mkdirFor(key)
-	if err != nil {
-		return nil, fmt.Errorf("stage %q: %w", key, err)
-	}
-	name, f, err := s.createTemp(dir, os.O_RDWR)
+	name, f, err := s.createTemp(".", os.O_RDWR)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", key, err)
 	}
@@ -348,6 +345,10 @@ func (f *staged) Commit(ctx context.Context, o store.PutOptions) (store.Info, er
 	}
 	fi, err := f.File.Stat()
 	if err != nil {
+		f.Close()
+		return store.Info{}, fmt.Errorf("put %q: %w", f.key, err)
+	}
+	if _, err := f.s.mkdirFor(f.key); err != nil {
 		f.Close()
 		return store.Info{}, fmt.Errorf("put %q: %w", f.key, err)
 	}
