@@ -16,6 +16,7 @@ import (
 
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/goproxy"
+	"github.com/modmirror/modmirror/shared/spool"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
@@ -257,7 +258,13 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if resp.Size > maxZip {
 		return fmt.Errorf("upstream zip of %d bytes is over the %d-byte limit", resp.Size, int64(maxZip))
 	}
-	zip, size, err := h.cfg.Spool.Copy(resp.Body, resp.Size, maxZip)
+	// A zip too large for memory is written where the store will keep it, if it can stage, and
+	// committed once verified: written once, not spooled and copied.
+	var newFile func() (spool.File, error)
+	if st, ok := h.cfg.Store.(store.Stager); ok {
+		newFile = func() (spool.File, error) { return st.Stage(ctx, req.Key) }
+	}
+	zip, size, err := h.cfg.Spool.CopyTo(newFile, resp.Body, resp.Size, maxZip)
 	if err != nil {
 		return fmt.Errorf("read zip from %s: %w", resp.URL, err)
 	}
@@ -268,6 +275,13 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	}
 	if err := h.verify(ctx, req, private, false, hash); err != nil {
 		return err
+	}
+	if staged, ok := zip.(store.Staged); ok {
+		_, err := staged.Commit(ctx, putOpts)
+		if err != nil && !errors.Is(err, store.ErrExist) {
+			return fmt.Errorf("store %s: %w", req.Key, err)
+		}
+		return nil
 	}
 	if _, err := zip.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewind spool: %w", err)

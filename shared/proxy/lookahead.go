@@ -18,7 +18,8 @@ type checksumLookuper interface {
 // fetches the object from the upstream, so that a cold .mod or .zip waits for the slower of the
 // two round trips instead of for both in turn. The result is dropped: the VerifyMod or
 // VerifyZipHash that follows joins or reuses the lookup and reports its errors. A lookup not yet
-// started when ctx ends (the fill failed early) is not started.
+// started when ctx ends (the fill failed early) is not started; one under way is a fill in
+// flight for Wait, since it may still write what it read to the store.
 func (h *Handler) lookUpAhead(ctx context.Context, req goproxy.Request) {
 	if req.Kind != goproxy.Mod && req.Kind != goproxy.Zip {
 		return
@@ -27,5 +28,5 @@ func (h *Handler) lookUpAhead(ctx context.Context, req goproxy.Request) {
 	if !ok {
 		return
 	}
-	go db.Lookup(ctx, req.Path, req.Version)
+	h.inFlight.Go(func() { db.Lookup(ctx, req.Path, req.Version) })
 }

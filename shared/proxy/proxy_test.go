@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ type envOptions struct {
 	prefetch bool
 	// redirect is Config.Redirect.
 	redirect func(ctx context.Context, info store.Info) (string, error)
+	// staged spools no zip in memory: each is staged in the directory store.
+	staged bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -65,7 +68,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.store = st
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: 1 << 20}, Redirect: o.redirect, Prefetch: o.prefetch}
+	memory := int64(1 << 20)
+	if o.staged {
+		memory = 0
+	}
+	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: memory}, Redirect: o.redirect, Prefetch: o.prefetch}
 	db := &config.SumDB{Name: e.up.SumDBName, Key: e.up.SumDBKey, URL: "https://" + e.up.SumDBName}
 	dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
 	if !o.offline {
@@ -85,7 +92,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.h = h
 	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
+	t.Cleanup(func() {
+		e.srv.Close()
+		// Background work (lookups ahead, prefetches) ends before the store's directory goes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Wait(ctx); err != nil {
+			t.Errorf("background work still running: %v", err)
+		}
+	})
 	return e
 }
 
@@ -190,15 +205,26 @@ func TestTamperedUpstreamRefused(t *testing.T) {
 		c[len(c)/2] ^= 0xff
 		return c
 	}
-	tests := []struct {
-		name, path string
-		tamper     func([]byte) []byte
-	}{
+	tests := []tamperCase{
 		{"zip", "/example.com/lib/@v/v1.0.0.zip", flip},
 		{"mod", "/example.com/lib/@v/v1.1.0.mod", func(b []byte) []byte { return append(bytes.Clone(b), "// evil\n"...) }},
 		{"zip not a zip", "/example.com/lib/@v/v1.2.0.zip", func([]byte) []byte { return []byte("not a zip") }},
 	}
-	e := newEnv(t, envOptions{})
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) { testTamperedUpstreamRefused(t, staged, tests) })
+	}
+}
+
+// tamperCase is an object the upstream serves tampered.
+type tamperCase struct {
+	name, path string
+	tamper     func([]byte) []byte
+}
+
+// testTamperedUpstreamRefused requests each tampered object from a proxy whose zips are spooled
+// in memory, or staged in its directory store.
+func testTamperedUpstreamRefused(t *testing.T, staged bool, tests []tamperCase) {
+	e := newEnv(t, envOptions{staged: staged})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e.up.Tamper(tt.path, tt.tamper)
@@ -224,6 +250,17 @@ func TestTamperedUpstreamRefused(t *testing.T) {
 	e.up.Tamper("/example.com/lib/@v/v1.0.0.zip", nil)
 	if resp, body := e.get(t, "/example.com/lib/@v/v1.0.0.zip"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the tamper ended: %d %q", resp.StatusCode, body)
+	}
+	// Nothing of the refused zips is left, not even a staged file (in the root, where a Put
+	// in flight from the background work of a fill has no temporary file).
+	entries, err := os.ReadDir(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range entries {
+		if strings.HasPrefix(d.Name(), ".") && d.Name() != ".dirstore-lock" {
+			t.Errorf("a temporary file is left: %s", d.Name())
+		}
 	}
 }
 
