@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,5 +118,41 @@ func TestMemoryKey(t *testing.T) {
 		if key != tt.key || ok != tt.ok {
 			t.Errorf("memoryKey(%q) = %q, %v; want %q, %v", tt.raw, key, ok, tt.key, tt.ok)
 		}
+	}
+}
+
+// readerFromRecorder is a ResponseWriter whose ReadFrom (net/http's, which uses sendfile) says it
+// was used.
+type readerFromRecorder struct {
+	*httptest.ResponseRecorder
+	readFrom bool
+}
+
+func (r *readerFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.readFrom = true
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+// TestCountingWriterReadFrom checks that copying a file to the response reaches the underlying
+// writer's ReadFrom, and that the bytes sent are still counted for the request log.
+func TestCountingWriterReadFrom(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		w    http.ResponseWriter
+	}{
+		{"with ReadFrom", &readerFromRecorder{ResponseRecorder: httptest.NewRecorder()}},
+		{"without", httptest.NewRecorder()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &countingWriter{ResponseWriter: tt.w, status: http.StatusOK}
+			// As http.ServeContent copies: through an io.LimitedReader, which has no WriteTo.
+			n, err := io.Copy(w, io.LimitReader(strings.NewReader("zip bytes"), 100))
+			if err != nil || n != 9 || w.bytes != 9 || !w.wroteHeader {
+				t.Fatalf("copied %d, %v; counted %d, header written %v", n, err, w.bytes, w.wroteHeader)
+			}
+			if r, ok := tt.w.(*readerFromRecorder); ok && !r.readFrom {
+				t.Error("the underlying ReadFrom was not used")
+			}
+		})
 	}
 }

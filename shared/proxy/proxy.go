@@ -330,6 +330,23 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom lets io.Copy from a stored file (http.ServeContent's) reach net/http's ReadFrom, which
+// sends the file with sendfile(2) instead of copying it through user space.
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wroteHeader = true
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.bytes += n
+	return n, err
+}
+
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
