@@ -65,7 +65,7 @@ const (
 	stateDone                 // after the final block
 )
 
-// A Reader decodes one DEFLATE stream at a time; Reset starts the next. Its buffers (about 170
+// A Reader decodes one DEFLATE stream at a time; Reset starts the next. Its buffers (about 220
 // KiB) are reused across streams, so one Reader per goroutine serves a whole zip.
 type Reader struct {
 	src    io.Reader
@@ -382,23 +382,29 @@ func (d *Reader) readDynamic() error {
 		}
 	}
 	var err error
-	if d.dynLit, err = build(grow(d.dynLit), lengths[:nlit], litRootBits, litEntry); err != nil {
+	if d.dynLit, err = build(grow(d.dynLit, litTableMost), lengths[:nlit], litRootBits, litEntry); err != nil {
 		return err
 	}
-	if d.dynDist, err = build(grow(d.dynDist), lengths[nlit:], distRootBits, distEntry); err != nil {
+	if d.dynDist, err = build(grow(d.dynDist, distTableMost), lengths[nlit:], distRootBits, distEntry); err != nil {
 		return err
 	}
 	d.lit, d.dist = d.dynLit, d.dynDist
 	return nil
 }
 
-// grow returns t with room for the largest table build may make.
-func grow(t []uint32) []uint32 {
-	const most = 1<<litRootBits + numLitLen<<(15-litRootBits)
-	if cap(t) < most {
-		return make([]uint32, most)
+// The most entries build may use: the root table, and a subtable of 1<<(15-root) entries for at
+// most every symbol.
+const (
+	litTableMost  = 1<<litRootBits + numLitLen<<(15-litRootBits)
+	distTableMost = 1<<distRootBits + numDist<<(15-distRootBits)
+)
+
+// grow returns t with room for n entries.
+func grow(t []uint32, n int) []uint32 {
+	if cap(t) < n {
+		return make([]uint32, n)
 	}
-	return t[:most]
+	return t[:n]
 }
 
 // buildFixed builds the fixed code's tables (RFC 1951 3.2.6).
@@ -416,7 +422,7 @@ func (d *Reader) buildFixed() error {
 			lengths[i] = 8
 		}
 	}
-	lit, err := build(grow(nil), lengths[:], litRootBits, litEntry)
+	lit, err := build(grow(nil, litTableMost), lengths[:], litRootBits, litEntry)
 	if err != nil {
 		return err
 	}
@@ -424,7 +430,7 @@ func (d *Reader) buildFixed() error {
 	for i := range dl {
 		dl[i] = 5
 	}
-	dist, err := build(grow(nil), dl[:], distRootBits, distEntry)
+	dist, err := build(grow(nil, distTableMost), dl[:], distRootBits, distEntry)
 	if err != nil {
 		return err
 	}
