@@ -20,16 +20,23 @@ import (
 	"github.com/modmirror/modmirror/shared/upstream"
 )
 
-// TestMemoryStore generates into a store that is not a directory, and verifies the result.
-func TestMemoryStore(t *testing.T) {
-	ctx := t.Context()
+// fixtureUpstream starts a fake upstream serving the fixture modules and returns them, a client
+// of it and its checksum database.
+func fixtureUpstream(t *testing.T) ([]*testkit.Module, *upstream.Client, *config.SumDB) {
+	t.Helper()
 	mods := testkit.MustLoadFixtures(t)
 	up := testkit.NewUpstream(t, testkit.Options{Modules: mods})
 	client, err := upstream.New(up.URL, upstream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := &config.SumDB{Name: up.SumDBName, Key: up.SumDBKey}
+	return mods, client, &config.SumDB{Name: up.SumDBName, Key: up.SumDBKey}
+}
+
+// TestMemoryStore generates into a store that is not a directory, and verifies the result.
+func TestMemoryStore(t *testing.T) {
+	ctx := t.Context()
+	mods, client, db := fixtureUpstream(t)
 	key, err := hybridsig.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -95,13 +102,7 @@ func TestMemoryStore(t *testing.T) {
 // nothing behind (not even the staged file), and the others must verify.
 func TestStagedZips(t *testing.T) {
 	ctx := t.Context()
-	mods := testkit.MustLoadFixtures(t)
-	up := testkit.NewUpstream(t, testkit.Options{Modules: mods})
-	client, err := upstream.New(up.URL, upstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := &config.SumDB{Name: up.SumDBName, Key: up.SumDBKey}
+	mods, client, db := fixtureUpstream(t)
 	dir := t.TempDir()
 	st, err := dirstore.New(dir)
 	if err != nil {

@@ -74,9 +74,9 @@ func (s *mirrorStore) Open(ctx context.Context, key string) (store.Object, error
 
 // Put implements store.Store, recording what it wrote for the manifest.
 func (s *mirrorStore) Put(ctx context.Context, key string, r io.Reader, size int64, o store.PutOptions) (store.Info, error) {
-	h := &hashingReader{r: r, h: sha256.New()}
+	h := &hashingReader{r: r, digest: newDigest()}
 	info, err := s.Store.Put(ctx, key, h, size, s.options(key, o))
-	s.record(key, info, err, h.h, h.n)
+	s.record(key, info, err, h.digest)
 	return info, err
 }
 
@@ -92,15 +92,15 @@ func (s *mirrorStore) options(key string, o store.PutOptions) store.PutOptions {
 	return o
 }
 
-// record notes the outcome of a write of key whose content had the digest h over n bytes.
-func (s *mirrorStore) record(key string, info store.Info, err error, h hash.Hash, n int64) {
+// record notes the outcome of a write of key whose content had digest d.
+func (s *mirrorStore) record(key string, info store.Info, err error, d digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case err == nil:
 		e := manifest.Entry{Key: key, Size: info.Size}
-		h.Sum(e.SHA256[:0])
-		if n != info.Size {
+		d.h.Sum(e.SHA256[:0])
+		if d.n != info.Size {
 			e.Size = -1 // cannot happen; Verify will flag it
 		}
 		s.written[key] = e
@@ -132,7 +132,7 @@ func (r *recordingStager) Stage(ctx context.Context, key string) (store.Staged, 
 	if err != nil {
 		return nil, err
 	}
-	return &recordedStaged{Staged: staged, s: r.s, key: key, h: sha256.New()}, nil
+	return &recordedStaged{Staged: staged, s: r.s, key: key, digest: newDigest()}, nil
 }
 
 // recordedStaged hashes what is written to a staged object and records its commit.
@@ -140,20 +140,18 @@ type recordedStaged struct {
 	store.Staged
 	s   *mirrorStore
 	key string
-	h   hash.Hash
-	n   int64
+	digest
 }
 
 func (r *recordedStaged) Write(p []byte) (int, error) {
 	n, err := r.Staged.Write(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
+	r.add(p[:n])
 	return n, err
 }
 
 func (r *recordedStaged) Commit(ctx context.Context, o store.PutOptions) (store.Info, error) {
 	info, err := r.Staged.Commit(ctx, r.s.options(r.key, o))
-	r.s.record(r.key, info, err, r.h, r.n)
+	r.s.record(r.key, info, err, r.digest)
 	return info, err
 }
 
@@ -180,16 +178,27 @@ func (s *mirrorStore) totals() (int, int64) {
 	return len(s.written), n
 }
 
-// hashingReader hashes what is read through it.
-type hashingReader struct {
-	r io.Reader
+// digest is the SHA-256 and the length of what went through it.
+type digest struct {
 	h hash.Hash
 	n int64
 }
 
+func newDigest() digest { return digest{h: sha256.New()} }
+
+func (d *digest) add(p []byte) {
+	d.h.Write(p)
+	d.n += int64(len(p))
+}
+
+// hashingReader hashes what is read through it.
+type hashingReader struct {
+	r io.Reader
+	digest
+}
+
 func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
+	h.add(p[:n])
 	return n, err
 }
