@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modmirror/modmirror/shared/goproxy"
+	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/store/memstore"
 )
 
 func TestMergeVersions(t *testing.T) {
@@ -154,5 +158,39 @@ func TestCountingWriterReadFrom(t *testing.T) {
 				t.Error("the underlying ReadFrom was not used")
 			}
 		})
+	}
+}
+
+// handingObject is a stored object that, like an R2 object on a Worker, hands its content to the
+// response without writing it through the writer it is copied to.
+type handingObject struct {
+	info store.Info
+	to   io.Writer
+}
+
+func (o *handingObject) Read([]byte) (int, error) { return 0, io.EOF }
+func (o *handingObject) Close() error             { return nil }
+func (o *handingObject) Info() store.Info         { return o.info }
+func (o *handingObject) WriteTo(io.Writer) (int64, error) {
+	n, err := io.WriteString(o.to, "zip bytes")
+	return int64(n), err
+}
+
+// TestServeObjectCountsHandedBytes checks that the request log counts the bytes of an object
+// that streamed itself to the response.
+func TestServeObjectCountsHandedBytes(t *testing.T) {
+	h, err := New(Config{Store: memstore.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req, err := goproxy.Parse("/example.com/m/@v/v1.0.0.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &exchange{w: &countingWriter{ResponseWriter: rec, status: http.StatusOK}, r: httptest.NewRequest(http.MethodGet, "/example.com/m/@v/v1.0.0.zip", nil), req: req}
+	h.serveObject(x, &handingObject{info: store.Info{Key: req.Key, Size: 9}, to: rec}, goproxy.CacheImmutable)
+	if rec.Body.String() != "zip bytes" || x.w.bytes != 9 {
+		t.Errorf("body %q, counted %d bytes; want 9", rec.Body.String(), x.w.bytes)
 	}
 }

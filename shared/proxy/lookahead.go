@@ -18,8 +18,9 @@ type checksumLookuper interface {
 // fetches the object from the upstream, so that a cold .mod or .zip waits for the slower of the
 // two round trips instead of for both in turn. The result is dropped: the VerifyMod or
 // VerifyZipHash that follows joins or reuses the lookup and reports its errors. A lookup not yet
-// started when ctx ends (the fill failed early) is not started; one under way is a fill in
-// flight for Wait, since it may still write what it read to the store.
+// started when ctx ends (the fill failed early) is not started; one under way runs to its end
+// (the database's own timeouts bound it) and counts as work in flight for Wait, since it writes
+// what it read to the store: cancelling it would only stop its waiting, not its writing.
 func (h *Handler) lookUpAhead(ctx context.Context, req goproxy.Request) {
 	if req.Kind != goproxy.Mod && req.Kind != goproxy.Zip {
 		return
@@ -28,5 +29,9 @@ func (h *Handler) lookUpAhead(ctx context.Context, req goproxy.Request) {
 	if !ok {
 		return
 	}
-	h.inFlight.Go(func() { db.Lookup(ctx, req.Path, req.Version) })
+	h.inFlight.Go(func() {
+		if ctx.Err() == nil {
+			db.Lookup(context.WithoutCancel(ctx), req.Path, req.Version)
+		}
+	})
 }

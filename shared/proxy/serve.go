@@ -42,7 +42,11 @@ func (h *Handler) serveObject(x *exchange, obj store.Object, cacheControl string
 	if x.r.Method == http.MethodHead {
 		return
 	}
-	if _, err := io.Copy(x.w, obj); err != nil {
+	n, err := io.Copy(x.w, obj)
+	// Counted here too: an object may hand its stream to the response without writing through
+	// x.w (an R2 object's body, on a Worker).
+	x.w.bytes = n
+	if err != nil {
 		h.log.Warn("stream stored object", "key", info.Key, "err", err)
 	}
 }
