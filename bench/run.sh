@@ -6,7 +6,9 @@
 # by itself.
 #
 # Environment: GO (default go); BENCH_CORE_FLAGS, extra flags for bench/core (see
-# `go run ./bench/core -h`); default -runs 3 (requests/s and go mod download figures are medians of 3);
+# `go run ./bench/core -h`); default -runs 5 -requests 200000 (requests/s and go mod download
+# figures are medians of 5, each requests/s round 200,000 requests: on a small shared machine
+# single runs swing by more than the goals' margins);
 # BENCH_SETTLE, seconds to wait between programs (default 35; see settle).
 set -euo pipefail
 
@@ -59,7 +61,7 @@ settle() {
 }
 
 # shellcheck disable=SC2086 # BENCH_CORE_FLAGS is split on purpose
-run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:--runs 3}
+run core "$GO" run ./bench/core ${BENCH_CORE_FLAGS:--runs 5 -requests 200000}
 for name in generator lambda workers load; do
 	if [ -d "bench/$name" ]; then
 		settle
