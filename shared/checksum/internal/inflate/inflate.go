@@ -24,8 +24,12 @@ const (
 	windowSize = 32 << 10 // the furthest back a match reaches
 	outSize    = windowSize + 96<<10
 	inSize     = 32 << 10
-	padding    = 16  // zero bytes after the input's end, so that refills never check for it
-	maxMatch   = 258 // the longest match: the room a symbol needs in the output
+	// padding is how many zero bytes follow the input's end, so that refills never check for
+	// it. A refill reads 8 bytes at inPos, and inPos is at most 7 bytes past what the stream has
+	// consumed: a stream that ends within its input never reads past the padding, and one that
+	// needs more has run past its end (fill reports it, and so does overrun for the bits).
+	padding  = 16
+	maxMatch = 258 // the longest match: the room a symbol needs in the output
 
 	litRootBits  = 10
 	distRootBits = 8
