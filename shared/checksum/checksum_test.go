@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,3 +450,48 @@ func TestHashZipReadsOnce(t *testing.T) {
 		t.Errorf("HashZip read %d bytes of a %d-byte zip", c.n, len(data))
 	}
 }
+
+// TestHasherBound hashes three sets of files at once through Hashers of 1 and 2 slots: no more
+// files are open at a time than the bound, and the hash is the unbounded one.
+func TestHasherBound(t *testing.T) {
+	var names []string
+	for i := range 40 {
+		names = append(names, fmt.Sprintf("example.com/many@v1.0.0/f%02d.go", i))
+	}
+	var now, most atomic.Int32
+	open := func(name string) (io.ReadCloser, error) {
+		n := now.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Microsecond) // long enough for unbounded hashing to overlap
+		return closer{Reader: strings.NewReader(name), close: func() { now.Add(-1) }}, nil
+	}
+	want, err := (*Hasher)(nil).hash1(names, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slots := range []int{1, 2} {
+		h := NewHasher(slots)
+		most.Store(0)
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if got, err := h.hash1(names, open); err != nil || got != want {
+					t.Errorf("%d slots: %q, %v; want %q", slots, got, err, want)
+				}
+			})
+		}
+		wg.Wait()
+		if m := most.Load(); m > int32(slots) {
+			t.Errorf("%d slots: %d files open at once", slots, m)
+		}
+	}
+}
+
+// closer is a ReadCloser whose Close calls a function.
+type closer struct {
+	io.Reader
+	close func()
+}
+
+func (c closer) Close() error { c.close(); return nil }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -36,15 +37,35 @@ import (
 // commands may hold) are accepted, as the go command accepts them. Every file is read once, and
 // archive/zip checks its length and CRC-32 against the zip's directory, so a zip whose declared
 // sizes lie fails. The hash is dirhash.HashZip's: Hash1 over all entries, names with the prefix.
+//
+// It hashes a zip's files on every CPU. A process that hashes while it serves uses a Hasher.
 func HashZip(ra io.ReaderAt, size int64, path, version string) (string, error) {
-	h, err := hashZip(ra, size, path, version)
+	return (*Hasher)(nil).HashZip(ra, size, path, version)
+}
+
+// A Hasher hashes module zips with at most a given number of files being hashed at once,
+// however many zips it hashes at a time: a server bounds its verification to fewer goroutines
+// than it has Ps, so that a request arriving during a burst of fills finds a P to run on at once
+// instead of queueing behind the hashing. It is safe for concurrent use.
+type Hasher struct {
+	slots chan struct{}
+}
+
+// NewHasher returns a Hasher that hashes at most n files at once.
+func NewHasher(n int) *Hasher {
+	return &Hasher{slots: make(chan struct{}, max(n, 1))}
+}
+
+// HashZip is the package's HashZip within h's bound; a nil Hasher has none.
+func (h *Hasher) HashZip(ra io.ReaderAt, size int64, path, version string) (string, error) {
+	sum, err := h.hashZip(ra, size, path, version)
 	if err != nil {
 		return "", fmt.Errorf("hash %s@%s zip: %w", path, version, err)
 	}
-	return h, nil
+	return sum, nil
 }
 
-func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error) {
+func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error) {
 	if v := module.CanonicalVersion(version); v != version {
 		return "", fmt.Errorf("version %q is not canonical (should be %q)", version, v)
 	}
@@ -160,7 +181,7 @@ func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error
 	}
 
 	// dirhash.HashZip, streaming each entry through archive/zip's length and CRC-32 checks.
-	return hash1(names, func(name string) (io.ReadCloser, error) {
+	return h.hash1(names, func(name string) (io.ReadCloser, error) {
 		zf := byName[name]
 		if zf == nil {
 			return nil, fmt.Errorf("file %q not found in zip", name) // cannot happen
@@ -173,10 +194,11 @@ func hashZip(ra io.ReaderAt, size int64, modPath, version string) (string, error
 	})
 }
 
-// hash1 is dirhash.Hash1, with the files hashed on every CPU: a large module's zip is checked in
-// a fraction of the time, which a go command waiting for its first fill notices. open must be
-// safe for concurrent use (an archive/zip Reader over an io.ReaderAt is).
-func hash1(files []string, open func(string) (io.ReadCloser, error)) (string, error) {
+// hash1 is dirhash.Hash1, with the files hashed on every CPU (within h's bound): a large
+// module's zip is checked in a fraction of the time, which a go command waiting for its first
+// fill notices. open must be safe for concurrent use (an archive/zip Reader over an io.ReaderAt
+// is).
+func (h *Hasher) hash1(files []string, open func(string) (io.ReadCloser, error)) (string, error) {
 	files = slices.Clone(files)
 	slices.Sort(files)
 	for _, f := range files {
@@ -191,22 +213,19 @@ func hash1(files []string, open func(string) (io.ReadCloser, error)) (string, er
 	)
 	// Each worker hashes files in turn with its own buffer and digest: a zip of thousands of
 	// small files allocates a few of each, not one per file.
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	workers := runtime.GOMAXPROCS(0)
+	if h != nil {
+		workers = min(workers, cap(h.slots))
+	}
+	for range min(workers, len(files)) {
 		eg.Go(func() error {
 			buf := make([]byte, 32<<10)
-			h := sha256.New()
+			digest := sha256.New()
 			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
-				r, err := open(files[i])
-				if err != nil {
+				if err := h.hashFile(digest, buf, files[i], open); err != nil {
 					return err
 				}
-				h.Reset()
-				_, err = io.CopyBuffer(h, r, buf)
-				r.Close()
-				if err != nil {
-					return err
-				}
-				h.Sum(sums[i][:0])
+				digest.Sum(sums[i][:0])
 			}
 			return nil
 		})
@@ -219,6 +238,22 @@ func hash1(files []string, open func(string) (io.ReadCloser, error)) (string, er
 		fmt.Fprintf(summary, "%x  %s\n", sums[i], file)
 	}
 	return "h1:" + base64.StdEncoding.EncodeToString(summary.Sum(nil)), nil
+}
+
+// hashFile hashes one file into digest (reset first), within h's bound.
+func (h *Hasher) hashFile(digest hash.Hash, buf []byte, name string, open func(string) (io.ReadCloser, error)) error {
+	if h != nil {
+		h.slots <- struct{}{}
+		defer func() { <-h.slots }()
+	}
+	r, err := open(name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	digest.Reset()
+	_, err = io.CopyBuffer(digest, r, buf)
+	return err
 }
 
 // pooledReader returns its decoder to the pool when closed.

@@ -112,6 +112,8 @@ func (h *Handler) prefetch(x *exchange) {
 		h.inFlight.Add(1)
 		go func() {
 			defer h.inFlight.Done()
+			h.prefetchSlots <- struct{}{}
+			defer func() { <-h.prefetchSlots }()
 			if _, err := h.cfg.Store.Stat(ctx, job.req.Key); err == nil {
 				return
 			}
@@ -269,7 +271,7 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 		return fmt.Errorf("read zip from %s: %w", resp.URL, err)
 	}
 	defer zip.Close()
-	hash, err := checksum.HashZip(zip, size, req.Path, req.Version)
+	hash, err := h.hasher.HashZip(zip, size, req.Path, req.Version)
 	if err != nil {
 		return fmt.Errorf("invalid zip from %s: %w", resp.URL, err)
 	}

@@ -1,17 +1,22 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/memstore"
+	"github.com/modmirror/modmirror/shared/upstream"
 )
 
 func TestMergeVersions(t *testing.T) {
@@ -192,5 +197,48 @@ func TestServeObjectCountsHandedBytes(t *testing.T) {
 	h.serveObject(x, &handingObject{info: store.Info{Key: req.Key, Size: 9}, to: rec}, goproxy.CacheImmutable)
 	if rec.Body.String() != "zip bytes" || x.w.bytes != 9 {
 		t.Errorf("body %q, counted %d bytes; want 9", rec.Body.String(), x.w.bytes)
+	}
+}
+
+// slowUpstream answers every request, after a moment, with an error, and records how many
+// requests it held at once.
+type slowUpstream struct {
+	now, most, total atomic.Int32
+}
+
+func (u *slowUpstream) Get(ctx context.Context, path string) (*upstream.Response, error) {
+	n := u.now.Add(1)
+	defer u.now.Add(-1)
+	u.total.Add(1)
+	for m := u.most.Load(); n > m && !u.most.CompareAndSwap(m, n); m = u.most.Load() {
+	}
+	time.Sleep(5 * time.Millisecond)
+	return nil, errors.New("slow upstream: nothing here")
+}
+
+// TestPrefetchBound checks that prefetches run a few at a time, whatever the number of requests
+// that start them, and that every one of them runs.
+func TestPrefetchBound(t *testing.T) {
+	up := &slowUpstream{}
+	h, err := New(Config{Store: memstore.New(), Upstream: up, Prefetch: true, MaxFills: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const versions = 12
+	for i := range versions {
+		req, err := goproxy.Parse(fmt.Sprintf("/example.com/m/@v/v1.0.%d.info", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.prefetch(&exchange{req: req, r: httptest.NewRequest(http.MethodGet, "/", nil), up: up})
+	}
+	if err := h.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if total := up.total.Load(); total < 2*versions {
+		t.Errorf("%d upstream requests; want one for each prefetched .mod and .zip, %d", total, 2*versions)
+	}
+	if most, bound := up.most.Load(), int32(cap(h.prefetchSlots)); most > bound || bound >= 2*versions {
+		t.Errorf("%d prefetches at once; want at most %d", most, bound)
 	}
 }
