@@ -204,6 +204,11 @@ func TestWorker(t *testing.T) {
 				peak = max(peak, n)
 			}
 		}
+		// The zip streams from R2 to the response without passing through Go: its request
+		// line still counts its bytes.
+		if want := fmt.Sprintf(`"path":"/example.com/near/@v/v1.0.0.zip","status":200,"bytes":%d,`, near.ZipSize); !strings.Contains(w.Output(), want) {
+			t.Errorf("no request line with %s in the Worker's log", want)
+		}
 		t.Logf("instance memory filling a %d MiB zip: %d MiB", near.ZipSize>>20, peak)
 		if peak == 0 || peak > 120 {
 			t.Errorf("instance memory filling a %d MiB zip: %d MiB logged; want some, under 120", near.ZipSize>>20, peak)
