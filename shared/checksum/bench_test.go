@@ -10,16 +10,9 @@ import (
 // BenchmarkHashZip hashes zips shaped like 30 real modules (testdata/bench/shapes.txt), as a fill
 // or the generator does for each zip it verifies.
 func BenchmarkHashZip(b *testing.B) {
-	shapes, err := testkit.LoadShapes()
-	if err != nil {
-		b.Fatal(err)
-	}
-	mods := testkit.Shaped(shapes[:30])
-	var total int64
-	for _, m := range mods {
-		total += int64(len(m.Zip()))
-	}
-	b.SetBytes(total)
+	mods := testkit.MustShaped(b, 30)
+	_, zipBytes := testkit.Weigh(mods)
+	b.SetBytes(zipBytes)
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, m := range mods {

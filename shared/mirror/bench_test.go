@@ -14,11 +14,7 @@ import (
 // BenchmarkGenerate generates a mirror of 30 modules of real shapes (testdata/bench/shapes.txt)
 // into an empty directory from a local upstream, as bench/generator's cold run does with 114.
 func BenchmarkGenerate(b *testing.B) {
-	shapes, err := testkit.LoadShapes()
-	if err != nil {
-		b.Fatal(err)
-	}
-	mods := testkit.Shaped(shapes[:30])
+	mods := testkit.MustShaped(b, 30)
 	up := testkit.NewUpstream(b, testkit.Options{Modules: mods})
 	lines, err := checksum.ParseGoSum(testkit.GoSumFile(mods...))
 	if err != nil {
@@ -29,10 +25,7 @@ func BenchmarkGenerate(b *testing.B) {
 		b.Fatal(err)
 	}
 	db := &config.SumDB{Name: up.SumDBName, Key: up.SumDBKey}
-	var zipBytes int64
-	for _, m := range mods {
-		zipBytes += int64(len(m.Zip()))
-	}
+	_, zipBytes := testkit.Weigh(mods)
 	b.SetBytes(zipBytes)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -23,6 +24,20 @@ type Shape struct {
 	Bytes    int64  // uncompressed
 	ZipBytes int64  // compressed, as the zip holds them
 	Of       string // the module@version measured
+}
+
+// MustShaped returns modules of the first n shapes of testdata/bench/shapes.txt ([Shaped]), for
+// benchmarks: it fails tb if the shapes cannot be read or there are fewer than n.
+func MustShaped(tb testing.TB, n int) []*Module {
+	tb.Helper()
+	shapes, err := LoadShapes()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(shapes) < n {
+		tb.Fatalf("testkit: %d module shapes, want %d", len(shapes), n)
+	}
+	return Shaped(shapes[:n])
 }
 
 // LoadShapes reads testdata/bench/shapes.txt of the repository: lines "FILES BYTES ZIPBYTES
