@@ -156,7 +156,9 @@ func (g *Generator) fillModule(ctx context.Context, m module.Version, w *want) (
 		wrote = true
 	}
 	if zip != nil {
-		if err := g.putZip(ctx, m, zip); err != nil {
+		// Hashing read the zip at offsets: it is still at its start.
+		key, _ := objectKey(m, "zip")
+		if err := g.put(ctx, key, zip.File, zip.size); err != nil {
 			return wrote, false, err
 		}
 		wrote = true
@@ -175,31 +177,14 @@ func (g *Generator) fillModule(ctx context.Context, m module.Version, w *want) (
 	return wrote, unverified, nil
 }
 
-// put stores an object create-only; an object already there is one an identical verified write
-// put first.
+// put stores an object create-only, committing it if it was staged; an object already there is
+// one an identical verified write put first.
 func (g *Generator) put(ctx context.Context, key string, r io.Reader, size int64) error {
-	_, err := g.st.Put(ctx, key, r, size, store.PutOptions{IfAbsent: true})
+	_, err := store.PutOrCommit(ctx, g.st, key, r, size, store.PutOptions{IfAbsent: true})
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
-}
-
-// putZip stores a verified zip: commits it where it was staged in the store, or copies it from
-// its spool.
-func (g *Generator) putZip(ctx context.Context, m module.Version, zip *spooled) error {
-	key, _ := objectKey(m, "zip")
-	if staged, ok := zip.File.(store.Staged); ok {
-		_, err := staged.Commit(ctx, store.PutOptions{IfAbsent: true})
-		if err != nil && !errors.Is(err, store.ErrExist) {
-			return fmt.Errorf("write %s: %w", key, err)
-		}
-		return nil
-	}
-	if _, err := zip.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind the zip: %w", err)
-	}
-	return g.put(ctx, key, zip, zip.size)
 }
 
 // zip returns the h1 hash of m's zip, checked against sum (the go.sum hash, if any), the hash the

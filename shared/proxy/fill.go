@@ -278,22 +278,13 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if err := h.verify(ctx, req, private, false, hash); err != nil {
 		return err
 	}
-	if staged, ok := zip.(store.Staged); ok {
-		_, err := staged.Commit(ctx, putOpts)
-		if err != nil && !errors.Is(err, store.ErrExist) {
-			return fmt.Errorf("store %s: %w", req.Key, err)
-		}
-		return nil
-	}
-	if _, err := zip.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind spool: %w", err)
-	}
-	return h.put(ctx, req.Key, zip, size, putOpts)
+	return h.put(ctx, req.Key, zip, size, putOpts) // hashing read it at offsets: still at its start
 }
 
-// put stores an object create-only; losing the race to an identical write is success.
+// put stores an object create-only, committing it if it was staged; losing the race to an
+// identical write is success.
 func (h *Handler) put(ctx context.Context, key string, r io.Reader, size int64, o store.PutOptions) error {
-	_, err := h.cfg.Store.Put(ctx, key, r, size, o)
+	_, err := store.PutOrCommit(ctx, h.cfg.Store, key, r, size, o)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return fmt.Errorf("store %s: %w", key, err)
 	}

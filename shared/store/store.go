@@ -114,6 +114,15 @@ type Staged interface {
 	io.Closer
 }
 
+// PutOrCommit stores what r holds (size bytes) under key as Put with o does, but an r that is
+// an object st staged for key (a Staged) is committed in place instead of copied.
+func PutOrCommit(ctx context.Context, st Store, key string, r io.Reader, size int64, o PutOptions) (Info, error) {
+	if staged, ok := r.(Staged); ok {
+		return staged.Commit(ctx, o)
+	}
+	return st.Put(ctx, key, r, size, o)
+}
+
 // URLer is implemented by stores that can hand out a URL for a key (a CDN base or a presigned
 // URL), so that a host may redirect a hit instead of streaming it.
 type URLer interface {

@@ -494,3 +494,27 @@ func TestStageLeavesOnlyCommitted(t *testing.T) {
 		t.Errorf("files in the store: %q, want only the committed object", files)
 	}
 }
+
+// TestPutOrCommit checks that store.PutOrCommit commits an object the store staged (read from
+// where it stands, after its writes, it would hold nothing) and Puts any other reader.
+func TestPutOrCommit(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	ctx := t.Context()
+	staged, err := s.Stage(ctx, "m/@v/v1.0.0.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staged.Close()
+	staged.Write([]byte("staged"))
+	if _, err := store.PutOrCommit(ctx, s, "m/@v/v1.0.0.zip", staged, 6, store.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("staged: %v", err)
+	}
+	if _, err := store.PutOrCommit(ctx, s, "m/@v/v1.0.1.zip", strings.NewReader("plain"), 5, store.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("plain: %v", err)
+	}
+	for key, want := range map[string]string{"m/@v/v1.0.0.zip": "staged", "m/@v/v1.0.1.zip": "plain"} {
+		if got, _, err := store.ReadAll(ctx, s, key, 100); err != nil || string(got) != want {
+			t.Errorf("%s holds %q, %v; want %q", key, got, err, want)
+		}
+	}
+}
