@@ -215,6 +215,7 @@ const (
 type exchange struct {
 	w        *countingWriter
 	r        *http.Request
+	path     string // r's escaped path, as the client sent it (computed once: it is not free)
 	req      goproxy.Request
 	cache    string
 	upstream time.Duration
@@ -237,7 +238,7 @@ func (h *Handler) cacheControl(x *exchange, base string) string {
 // ServeHTTP answers one GOPROXY request and logs one line about it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	x := &exchange{w: &countingWriter{ResponseWriter: w, status: http.StatusOK}, r: r}
+	x := &exchange{w: &countingWriter{ResponseWriter: w, status: http.StatusOK}, r: r, path: r.URL.EscapedPath()}
 	h.serve(x)
 	h.logRequest(r.Context(), x, start)
 }
@@ -252,7 +253,7 @@ func (h *Handler) serve(x *exchange) {
 		h.fail(x, http.StatusMethodNotAllowed, goproxy.CacheNoStore, fmt.Sprintf("method %s not allowed: a module proxy answers GET and HEAD", x.r.Method))
 		return
 	}
-	raw := x.r.URL.EscapedPath()
+	raw := x.path
 	// A hit on a small object kept in memory was parsed and validated when it was stored.
 	if key, ok := memoryKey(raw); ok {
 		if o, ok := h.small.get(key); ok {

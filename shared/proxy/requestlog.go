@@ -23,7 +23,7 @@ func (x *exchange) requestFields(took time.Duration) []requestField {
 	str := func(k, v string) { f = append(f, requestField{key: k, str: v}) }
 	num := func(k string, v float64) { f = append(f, requestField{key: k, num: v, isNum: true}) }
 	str("method", x.r.Method)
-	str("path", truncate(x.r.URL.EscapedPath(), 256))
+	str("path", truncate(x.path, 256))
 	num("status", float64(x.w.status))
 	num("bytes", float64(x.w.bytes))
 	num("duration_ms", float64(took.Microseconds())/1000)
