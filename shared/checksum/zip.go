@@ -48,7 +48,8 @@ func HashZip(ra io.ReaderAt, size int64, path, version string) (string, error) {
 // than it has Ps, so that a request arriving during a burst of fills finds a P to run on at once
 // instead of queueing behind the hashing. It is safe for concurrent use.
 type Hasher struct {
-	slots chan struct{}
+	slots    chan struct{}
+	decoders sync.Pool // *inflate.Reader, each some 220 KiB
 }
 
 // NewHasher returns a Hasher that hashes at most n files at once.
@@ -83,8 +84,12 @@ func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (s
 		return "", err
 	}
 	// archive/zip keeps checking lengths, CRC-32s and data descriptors; the decoding is
-	// inflate's, in half the time, by a Reader per hashing goroutine.
-	var decoders sync.Pool
+	// inflate's, in half the time, by a Reader per hashing goroutine: a Hasher's Readers serve
+	// every zip it hashes, a nil Hasher's this zip only.
+	decoders := new(sync.Pool)
+	if h != nil {
+		decoders = &h.decoders
+	}
 	z.RegisterDecompressor(zip.Deflate, func(r io.Reader) io.ReadCloser {
 		d, _ := decoders.Get().(*inflate.Reader)
 		if d == nil {
@@ -92,7 +97,7 @@ func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (s
 		} else {
 			d.Reset(r)
 		}
-		return &pooledReader{Reader: d, pool: &decoders}
+		return &pooledReader{Reader: d, pool: decoders}
 	})
 
 	// The checks of modzip.CheckZip, entry by entry.

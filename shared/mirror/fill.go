@@ -213,7 +213,7 @@ func (g *Generator) zip(ctx context.Context, m module.Version, sum string) (stri
 		if sp, err = g.fetchZip(ctx, key); err != nil {
 			return "", nil, err
 		}
-		if hash, err = checksum.HashZip(sp, sp.size, m.Path, m.Version); err != nil {
+		if hash, err = g.hasher.HashZip(sp, sp.size, m.Path, m.Version); err != nil {
 			sp.Close()
 			return "", nil, fmt.Errorf("invalid zip from the upstream: %w", err)
 		}
@@ -245,14 +245,14 @@ func (g *Generator) hashStored(ctx context.Context, m module.Version, key string
 	}
 	defer obj.Close()
 	if ra, ok := obj.(io.ReaderAt); ok {
-		return checksum.HashZip(ra, size, m.Path, m.Version)
+		return g.hasher.HashZip(ra, size, m.Path, m.Version)
 	}
 	sp, err := g.spool(obj, size)
 	if err != nil {
 		return "", fmt.Errorf("read the mirror's %s: %w", key, err)
 	}
 	defer sp.Close()
-	return checksum.HashZip(sp, sp.size, m.Path, m.Version)
+	return g.hasher.HashZip(sp, sp.size, m.Path, m.Version)
 }
 
 // spooled is a zip held while it is verified, with its size.

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,9 @@ type Generator struct {
 
 	fetched      atomic.Int64  // bytes downloaded
 	spoolOptions spool.Options // where zips are held while they are verified
+	// hasher hashes zips on as many goroutines as Ps in all, however many jobs verify at once,
+	// and keeps its decoders from one zip to the next.
+	hasher *checksum.Hasher
 
 	mu   sync.Mutex
 	mods map[module.Version]*modEntry
@@ -179,6 +183,7 @@ func New(ctx context.Context, c Config) (*Generator, error) {
 		return nil, fmt.Errorf("mirror: scratch directory: %w", err)
 	}
 	memory := cmp.Or(c.SpoolMemory, defaultSpoolMemory)
+	g.hasher = checksum.NewHasher(runtime.GOMAXPROCS(0))
 	g.spoolOptions = spool.Options{Dir: g.scratchDir, MemoryMax: max(memory, 0), Shared: spool.NewBudget(max(memory, 0))}
 	g.scratch = newScratchStore(filepath.Join(g.scratchDir, "sumdb"), scratchBudget)
 	g.state = overlay.New(g.scratch, g.st, nil)
