@@ -4,17 +4,9 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const fs = require('node:fs');
-const path = require('node:path');
-const vm = require('node:vm');
+const { cloudFrontFunction } = require('./sandbox.js');
 
-const code = fs.readFileSync(path.join(__dirname, 'forward-auth.js'), 'utf8');
-
-function load() {
-    const sandbox = {};
-    vm.runInNewContext(code + '\nthis.handler = handler;', sandbox);
-    return sandbox.handler;
-}
+const { code, load } = cloudFrontFunction('forward-auth.js');
 
 // event builds a viewer-request event as CloudFront passes it, with the given extra headers
 // (lowercase names, as CloudFront gives them).
