@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,5 +56,30 @@ func TestPeakRSS(t *testing.T) {
 	}
 	if n <= 0 {
 		t.Errorf("peakRSS = %d", n)
+	}
+}
+
+// TestCPUTime checks cpuTime against getrusage(2): the same user and system time, read from
+// /proc in ticks of 10 ms, once the process has spent some.
+func TestCPUTime(t *testing.T) {
+	self := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := self()
+	for deadline := time.Now().Add(5 * time.Second); self()-start < 300*time.Millisecond && time.Now().Before(deadline); {
+	}
+	got, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := self(); got < want-50*time.Millisecond || got > want+50*time.Millisecond {
+		t.Errorf("cpuTime = %v, getrusage says %v", got, want)
+	}
+	if _, err := cpuTime(-1); err == nil {
+		t.Error("cpuTime of no process succeeded")
 	}
 }

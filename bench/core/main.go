@@ -15,7 +15,9 @@
 //     directory as static files, with the same load generator (goal: at least 0.9x nginx);
 //   - `go mod download` of a module requiring every module of the real-shaped set, with a fresh
 //     module cache, through the server with a filled store (warm; goal at most 1.1x) and with an
-//     empty store (cold; goal at most 1.3x), against downloading straight from the upstream; and,
+//     empty store (cold; goal at most 1.3x), against downloading straight from the upstream, with
+//     the CPU time the go command and the server spend in the cold runs beside the go command's in
+//     the direct ones (on 2 CPUs, the server's share is what cold costs beyond direct); and,
 //     for context, the same for the one-file set, where only round trips count, and once more
 //     with every upstream answer delayed by -latency, as from an upstream across a network
 //     rather than in the same process;

@@ -40,6 +40,45 @@ func peakRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("peak RSS: no VmHWM in /proc/%d/status", pid)
 }
 
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100 on every Linux
+// architecture Go builds for.
+const clockTicks = 100
+
+// cpuTime returns the user and system CPU time the process has used so far, from
+// /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("CPU time: %w", err)
+	}
+	// The command name, field 2, is in parentheses and may hold anything: count from after the
+	// last parenthesis.
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("CPU time: unexpected /proc/%d/stat %q", pid, data)
+	}
+	var ticks int64
+	for _, field := range f[11:13] { // utime and stime, fields 14 and 15
+		n, err := strconv.ParseInt(field, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CPU time: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// childrenCPU returns the user and system CPU time of this process's children that have ended
+// and been waited for.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // server is one running modmirror server (functions/server).
 type server struct {
 	*testkit.Process
