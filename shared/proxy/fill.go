@@ -32,16 +32,17 @@ const (
 // serveImmutable answers .info, .mod and .zip: from the store, or filled from the upstream.
 func (h *Handler) serveImmutable(x *exchange) {
 	ctx := x.r.Context()
-	if h.redirect(x) {
-		x.cache = cacheHit
-		return
-	}
+	// An object in memory was served inline when it was cached: Redirect gave no URL for it.
 	if o, ok := h.small.get(x.req.Key); ok {
 		x.cache = cacheHit
 		h.serveCached(x, o)
 		return
 	}
-	obj, err := h.cfg.Store.Open(ctx, x.req.Key)
+	obj, redirected, err := h.openOrRedirect(x)
+	if redirected {
+		x.cache = cacheHit
+		return
+	}
 	if err == nil {
 		x.cache = cacheHit
 		if h.cfg.Prefetch && x.up != nil {
@@ -75,15 +76,33 @@ func (h *Handler) serveImmutable(x *exchange) {
 	if h.cfg.Prefetch {
 		h.prefetch(x)
 	}
-	if h.redirect(x) {
-		return
-	}
-	obj, err = h.cfg.Store.Open(ctx, x.req.Key)
-	if err != nil {
+	obj, redirected, err = h.openOrRedirect(x)
+	switch {
+	case redirected:
+	case err != nil:
 		h.storeFailed(x, err)
-		return
+	default:
+		h.serveImmutableObject(x, obj)
 	}
-	h.serveImmutableObject(x, obj)
+}
+
+// openOrRedirect opens x's stored object, or answers with a redirect where Config.Redirect gives
+// a URL for it (then redirected is true and obj nil). A zip, which may be large, is asked about
+// by its Stat before it is opened; an .info or .mod is opened at once and asked about by the
+// Info that comes with it: on a bucket, one round trip instead of two.
+func (h *Handler) openOrRedirect(x *exchange) (obj store.Object, redirected bool, err error) {
+	if x.req.Kind == goproxy.Zip && h.redirect(x) {
+		return nil, true, nil
+	}
+	obj, err = h.cfg.Store.Open(x.r.Context(), x.req.Key)
+	if err != nil {
+		return nil, false, err
+	}
+	if x.req.Kind != goproxy.Zip && h.redirectTo(x, obj.Info()) {
+		obj.Close()
+		return nil, true, nil
+	}
+	return obj, false, nil
 }
 
 // prefetch starts filling what a client asks for next, as the go command asks: after a version's
@@ -143,17 +162,25 @@ func (h *Handler) serveImmutableObject(x *exchange, obj store.Object) {
 }
 
 // redirect answers a stored immutable object with a redirect, if Config.Redirect gives a URL
-// for it, and reports whether it did.
+// for it (asked with the object's Stat), and reports whether it did.
 func (h *Handler) redirect(x *exchange) bool {
 	if h.cfg.Redirect == nil || x.private {
-		return false // a CDN or presigned URL would hand a private module to anyone
+		return false
 	}
-	ctx := x.r.Context()
-	info, err := h.cfg.Store.Stat(ctx, x.req.Key)
+	info, err := h.cfg.Store.Stat(x.r.Context(), x.req.Key)
 	if err != nil {
 		return false // a miss, or a store failure that the Open after it reports
 	}
-	url, err := h.cfg.Redirect(ctx, info)
+	return h.redirectTo(x, info)
+}
+
+// redirectTo answers with a redirect to the URL Config.Redirect gives for the stored object
+// info describes, if it gives one, and reports whether it did.
+func (h *Handler) redirectTo(x *exchange, info store.Info) bool {
+	if h.cfg.Redirect == nil || x.private {
+		return false // a CDN or presigned URL would hand a private module to anyone
+	}
+	url, err := h.cfg.Redirect(x.r.Context(), info)
 	if err != nil {
 		h.log.Warn("redirect", "key", x.req.Key, "err", err)
 		return false

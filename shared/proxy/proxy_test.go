@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,10 @@ type envOptions struct {
 	redirect func(ctx context.Context, info store.Info) (string, error)
 	// staged spools no zip in memory: each is staged in the directory store.
 	staged bool
+	// wrap, if set, wraps the store the proxy is given (the checksum database keeps the bare one).
+	wrap func(store.Store) store.Store
+	// memoryCache is Config.MemoryCache.
+	memoryCache int64
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -72,7 +77,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.staged {
 		memory = 0
 	}
-	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: memory}, Redirect: o.redirect, Prefetch: o.prefetch}
+	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: memory},
+		Redirect: o.redirect, Prefetch: o.prefetch, MemoryCache: o.memoryCache}
+	if o.wrap != nil {
+		cfg.Store = o.wrap(st)
+	}
 	db := &config.SumDB{Name: e.up.SumDBName, Key: e.up.SumDBKey, URL: "https://" + e.up.SumDBName}
 	dbc := checksum.DBConfig{Name: db.Name, Key: db.Key, Store: st, Logger: logger}
 	if !o.offline {
@@ -494,6 +503,68 @@ func TestOfflineServesStoreOnly(t *testing.T) {
 	resp, body := offline.get(t, "/example.com/lib/@v/v1.2.0.zip")
 	if resp.StatusCode != 404 || !strings.Contains(string(body), "offline") {
 		t.Errorf("offline miss = %d %q; want 404 naming offline", resp.StatusCode, body)
+	}
+}
+
+// statCounter is a store that counts its Stat calls.
+type statCounter struct {
+	store.Store
+	stats atomic.Int32
+}
+
+func (s *statCounter) Stat(ctx context.Context, key string) (store.Info, error) {
+	s.stats.Add(1)
+	return s.Store.Stat(ctx, key)
+}
+
+// TestRedirectAsksOnce checks that deciding whether to redirect a stored .info or .mod costs no
+// store round trip of its own: the Info comes with the Open (or the memory cache), where a zip,
+// which may be large, is asked about by a Stat before it is opened.
+func TestRedirectAsksOnce(t *testing.T) {
+	for _, memoryCache := range []int64{0, -1} { // the default memory cache, and none
+		counter := &statCounter{}
+		e := newEnv(t, envOptions{
+			memoryCache: memoryCache,
+			wrap:        func(st store.Store) store.Store { counter.Store = st; return counter },
+			redirect: func(ctx context.Context, info store.Info) (string, error) {
+				if strings.HasSuffix(info.Key, ".zip") {
+					return "https://cdn.example/" + info.Key, nil
+				}
+				return "", nil
+			},
+		})
+		const base = "/example.com/lib/@v/v1.1.0"
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		status := func(ext string) int {
+			t.Helper()
+			resp, err := noFollow.Get(e.srv.URL + base + ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if body, _ := io.ReadAll(resp.Body); resp.StatusCode == 200 && len(body) == 0 {
+				t.Errorf("GET %s%s: 200 with no content", base, ext)
+			}
+			return resp.StatusCode
+		}
+		for _, ext := range []string{".info", ".mod", ".zip"} {
+			status(ext) // filled
+		}
+		if err := e.h.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		before := counter.stats.Load()
+		for _, ext := range []string{".info", ".mod"} {
+			if got := status(ext); got != 200 {
+				t.Fatalf("memory cache %d: stored %s = %d, want 200", memoryCache, ext, got)
+			}
+		}
+		if n := counter.stats.Load() - before; n != 0 {
+			t.Errorf("memory cache %d: serving a stored .info and .mod made %d Stat calls, want 0", memoryCache, n)
+		}
+		if got := status(".zip"); got != http.StatusFound {
+			t.Errorf("memory cache %d: stored zip = %d, want 302", memoryCache, got)
+		}
 	}
 }
 
