@@ -255,17 +255,7 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 		if srv, err = b.startServer(ctx, "dl"); err != nil {
 			return nil, err
 		}
-		s0, err := cpuTime(srv.Pid())
-		if err != nil {
-			srv.Stop()
-			return nil, err
-		}
-		c, cGo, err := b.goModDownload(p, srv.url, true)
-		if err != nil {
-			srv.Stop()
-			return nil, err
-		}
-		s1, err := cpuTime(srv.Pid())
+		c, cGo, cServer, err := b.downloadThrough(srv, p)
 		if err != nil {
 			srv.Stop()
 			return nil, err
@@ -276,9 +266,9 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 			return nil, err
 		}
 		direct, cold, warm = append(direct, d), append(cold, c), append(warm, w)
-		directGo, coldGo, coldServer = append(directGo, dGo), append(coldGo, cGo), append(coldServer, s1-s0)
+		directGo, coldGo, coldServer = append(directGo, dGo), append(coldGo, cGo), append(coldServer, cServer)
 		b.logf("go mod download of the %s, run %d: direct %.3fs, cold %.3fs, warm %.3fs; CPU: direct %.2fs, cold %.2fs (go) + %.2fs (server)",
-			name, i+1, d.Seconds(), c.Seconds(), w.Seconds(), dGo.Seconds(), cGo.Seconds(), (s1 - s0).Seconds())
+			name, i+1, d.Seconds(), c.Seconds(), w.Seconds(), dGo.Seconds(), cGo.Seconds(), cServer.Seconds())
 	}
 	md, mc, mw := medianOf(direct), medianOf(cold), medianOf(warm)
 	fillTimes(&rows[0], mw, md, 1.1)
@@ -291,6 +281,19 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 		rows[2].pass = true
 	}
 	return srv, nil
+}
+
+// downloadThrough is goModDownload through srv, with the CPU time srv spent meanwhile.
+func (b *bench) downloadThrough(srv *server, p *pinned) (elapsed, goCPU, serverCPU time.Duration, err error) {
+	before, err := cpuTime(srv.Pid())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if elapsed, goCPU, err = b.goModDownload(p, srv.url, true); err != nil {
+		return 0, 0, 0, err
+	}
+	after, err := cpuTime(srv.Pid())
+	return elapsed, goCPU, after - before, err
 }
 
 // fillTimes fills in a row comparing the time ours with the reference ref, whose goal is a
