@@ -91,14 +91,18 @@ func (h *Handler) serveImmutable(x *exchange) {
 // by its Stat before it is opened; an .info or .mod is opened at once and asked about by the
 // Info that comes with it: on a bucket, one round trip instead of two.
 func (h *Handler) openOrRedirect(x *exchange) (obj store.Object, redirected bool, err error) {
-	if x.req.Kind == goproxy.Zip && h.redirect(x) {
-		return nil, true, nil
+	ctx := x.r.Context()
+	if x.req.Kind == goproxy.Zip && h.cfg.Redirect != nil && !x.private {
+		// A failed Stat is a miss, or a store failure that the Open after it reports.
+		if info, err := h.cfg.Store.Stat(ctx, x.req.Key); err == nil && h.redirect(x, info) {
+			return nil, true, nil
+		}
 	}
-	obj, err = h.cfg.Store.Open(x.r.Context(), x.req.Key)
+	obj, err = h.cfg.Store.Open(ctx, x.req.Key)
 	if err != nil {
 		return nil, false, err
 	}
-	if x.req.Kind != goproxy.Zip && h.redirectTo(x, obj.Info()) {
+	if x.req.Kind != goproxy.Zip && h.redirect(x, obj.Info()) {
 		obj.Close()
 		return nil, true, nil
 	}
@@ -161,22 +165,9 @@ func (h *Handler) serveImmutableObject(x *exchange, obj store.Object) {
 	h.serveCached(x, o)
 }
 
-// redirect answers a stored immutable object with a redirect, if Config.Redirect gives a URL
-// for it (asked with the object's Stat), and reports whether it did.
-func (h *Handler) redirect(x *exchange) bool {
-	if h.cfg.Redirect == nil || x.private {
-		return false
-	}
-	info, err := h.cfg.Store.Stat(x.r.Context(), x.req.Key)
-	if err != nil {
-		return false // a miss, or a store failure that the Open after it reports
-	}
-	return h.redirectTo(x, info)
-}
-
-// redirectTo answers with a redirect to the URL Config.Redirect gives for the stored object
+// redirect answers with a redirect to the URL Config.Redirect gives for the stored object
 // info describes, if it gives one, and reports whether it did.
-func (h *Handler) redirectTo(x *exchange, info store.Info) bool {
+func (h *Handler) redirect(x *exchange, info store.Info) bool {
 	if h.cfg.Redirect == nil || x.private {
 		return false // a CDN or presigned URL would hand a private module to anyone
 	}

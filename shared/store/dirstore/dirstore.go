@@ -327,7 +327,8 @@ func (s *Store) Stage(ctx context.Context, key string) (store.Staged, error) {
 	return &staged{File: f, s: s, key: key, name: name}, nil
 }
 
-// staged is an object being written: a temporary file in the directory of its key.
+// staged is an object being written: a temporary file in the store's root, linked or renamed
+// to its key by Commit.
 type staged struct {
 	*os.File
 	s         *Store
