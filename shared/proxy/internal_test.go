@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,5 +241,20 @@ func TestPrefetchBound(t *testing.T) {
 	}
 	if most, bound := up.most.Load(), int32(cap(h.prefetchSlots)); most > bound || bound >= 2*versions {
 		t.Errorf("%d prefetches at once; want at most %d", most, bound)
+	}
+}
+
+// TestAppendMillis checks the request log's milliseconds against what slog writes for the same
+// float64: the same text for every count of microseconds.
+func TestAppendMillis(t *testing.T) {
+	micros := []int64{0, 1, 9, 10, 100, 999, 1000, 1001, 1010, 1100, 1234, 59_999_999, 1 << 40, -1, -1500}
+	for i := int64(0); i < 20_000; i += 7 {
+		micros = append(micros, i)
+	}
+	for _, us := range micros {
+		want := strconv.FormatFloat(float64(us)/1000, 'f', -1, 64)
+		if got := string(appendMillis(nil, us)); got != want {
+			t.Errorf("appendMillis(%d) = %q, want %q", us, got, want)
+		}
 	}
 }

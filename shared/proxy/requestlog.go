@@ -11,27 +11,38 @@ import (
 
 // requestField is one field of a request's log line.
 type requestField struct {
-	key   string
-	str   string  // for a string field
-	num   float64 // for a number field
-	isNum bool
+	key  string
+	kind fieldKind
+	str  string // a fieldString's value
+	num  int64  // a fieldInt's value, or a fieldMillis's in microseconds
 }
 
-// requestFields lists what the log line of a finished exchange says, in order.
-func (x *exchange) requestFields(took time.Duration) []requestField {
-	f := make([]requestField, 0, 10)
-	str := func(k, v string) { f = append(f, requestField{key: k, str: v}) }
-	num := func(k string, v float64) { f = append(f, requestField{key: k, num: v, isNum: true}) }
+// fieldKind says how a requestField's value is written.
+type fieldKind uint8
+
+const (
+	fieldString fieldKind = iota
+	fieldInt
+	fieldMillis // a duration, written in milliseconds with up to three decimals
+)
+
+// maxRequestFields bounds the fields of one line: requestFields never gives more.
+const maxRequestFields = 10
+
+// requestFields appends to f what the log line of a finished exchange says, in order.
+func (x *exchange) requestFields(took time.Duration, f []requestField) []requestField {
+	str := func(k, v string) { f = append(f, requestField{key: k, kind: fieldString, str: v}) }
+	num := func(k string, kind fieldKind, v int64) { f = append(f, requestField{key: k, kind: kind, num: v}) }
 	str("method", x.r.Method)
 	str("path", truncate(x.path, 256))
-	num("status", float64(x.w.status))
-	num("bytes", float64(x.w.bytes))
-	num("duration_ms", float64(took.Microseconds())/1000)
+	num("status", fieldInt, int64(x.w.status))
+	num("bytes", fieldInt, x.w.bytes)
+	num("duration_ms", fieldMillis, took.Microseconds())
 	if x.cache != "" {
 		str("cache", x.cache)
 	}
 	if x.upstream > 0 {
-		num("upstream_ms", float64(x.upstream.Microseconds())/1000)
+		num("upstream_ms", fieldMillis, x.upstream.Microseconds())
 	}
 	if x.decision != "" {
 		str("decision", x.decision)
@@ -49,14 +60,19 @@ func (x *exchange) requestFields(took time.Duration) []requestField {
 // same JSON shape slog's JSONHandler writes, without its cost per attribute, which is most of a
 // memory hit's), else through the Logger.
 func (h *Handler) logRequest(ctx context.Context, x *exchange, start time.Time) {
-	fields := x.requestFields(time.Since(start))
+	end := time.Now()
+	var buf [maxRequestFields]requestField // on the stack: a hit's line allocates nothing
+	fields := x.requestFields(end.Sub(start), buf[:0])
 	if h.cfg.RequestLog == nil {
 		attrs := make([]slog.Attr, len(fields))
 		for i, f := range fields {
-			if f.isNum {
-				attrs[i] = slog.Float64(f.key, f.num)
-			} else {
+			switch f.kind {
+			case fieldString:
 				attrs[i] = slog.String(f.key, f.str)
+			case fieldInt:
+				attrs[i] = slog.Int64(f.key, f.num)
+			case fieldMillis:
+				attrs[i] = slog.Float64(f.key, float64(f.num)/1000)
 			}
 		}
 		h.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
@@ -64,22 +80,46 @@ func (h *Handler) logRequest(ctx context.Context, x *exchange, start time.Time) 
 	}
 	bp := h.lineBuffers.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":"`...)
-	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = end.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request"`...)
 	for _, f := range fields {
 		b = append(b, ',')
 		b = appendJSONString(b, f.key)
 		b = append(b, ':')
-		if f.isNum {
-			b = strconv.AppendFloat(b, f.num, 'f', -1, 64)
-		} else {
+		switch f.kind {
+		case fieldString:
 			b = appendJSONString(b, f.str)
+		case fieldInt:
+			b = strconv.AppendInt(b, f.num, 10)
+		case fieldMillis:
+			b = appendMillis(b, f.num)
 		}
 	}
 	b = append(b, "}\n"...)
 	h.cfg.RequestLog.Write(b)
 	*bp = b
 	h.lineBuffers.Put(bp)
+}
+
+// appendMillis appends a count of microseconds as milliseconds, as slog writes the float64
+// micros/1000: "12", "0.5", "1.234".
+func appendMillis(b []byte, micros int64) []byte {
+	if micros < 0 {
+		b = append(b, '-')
+		micros = -micros
+	}
+	b = strconv.AppendInt(b, micros/1000, 10)
+	frac := micros % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and control characters
