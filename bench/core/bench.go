@@ -413,19 +413,23 @@ func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) erro
 	defer ng.Stop()
 	b.commands = append(b.commands, "nginx -c $TMP/nginx.conf -p $TMP -e $TMP/error.log   # nginx.conf below")
 
-	// Rounds alternate between the two servers, so that what else the machine does weighs on
+	// Rounds alternate between the two servers, each going first in every other pair (ABBA), so
+	// that what else the machine does, and what one round leaves behind for the next, weighs on
 	// both alike; the medians are compared.
 	var ours, ref []float64
+	pair := []struct {
+		name, addr string
+		results    *[]float64
+	}{{"modmirror", addr, &ours}, {"nginx", ngAddr, &ref}}
 	for range b.cfg.runs {
-		o, err := measure("modmirror", addr)
-		if err != nil {
-			return err
+		for _, s := range pair {
+			v, err := measure(s.name, s.addr)
+			if err != nil {
+				return err
+			}
+			*s.results = append(*s.results, v)
 		}
-		n, err := measure("nginx", ngAddr)
-		if err != nil {
-			return err
-		}
-		ours, ref = append(ours, o), append(ref, n)
+		slices.Reverse(pair)
 	}
 	mo, mr := medianOf(ours), medianOf(ref)
 	ratio := mo / mr
@@ -530,7 +534,7 @@ func (b *bench) report(w io.Writer, rows []row) {
 	files, zipBytes := testkit.Weigh(b.shaped.mods)
 	runs := "one run"
 	if b.cfg.runs > 1 {
-		runs = fmt.Sprintf("one run, but for the requests/s and the warm and cold `go mod download` figures: the median of %d runs (for requests/s, rounds alternating between the two servers)", b.cfg.runs)
+		runs = fmt.Sprintf("one run, but for the requests/s and the warm and cold `go mod download` figures: the median of %d runs (for requests/s, rounds alternating between the two servers, each first in every other pair)", b.cfg.runs)
 	}
 	fmt.Fprintf(w, "\nRatios: modmirror / reference. Each figure is from %s. GOMAXPROCS %d; "+
 		"load average %s at the start, %s at the end (other work on the machine makes figures noisy).\n\n",
