@@ -58,7 +58,9 @@ type row struct {
 	pass                           bool
 	// context marks a row that is not one of the goals, only there to explain another.
 	context bool
-	err     error
+	// byRun holds the ratio of each run (the table's ratio is of the medians), when there are several.
+	byRun []float64
+	err   error
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -273,6 +275,10 @@ func (b *bench) downloads(ctx context.Context, name string, p *pinned, rows []ro
 	md, mc, mw := medianOf(direct), medianOf(cold), medianOf(warm)
 	fillTimes(&rows[0], mw, md, 1.1)
 	fillTimes(&rows[1], mc, md, 1.3)
+	for i := range direct {
+		rows[0].byRun = append(rows[0].byRun, warm[i].Seconds()/direct[i].Seconds())
+		rows[1].byRun = append(rows[1].byRun, cold[i].Seconds()/direct[i].Seconds())
+	}
 	if len(rows) > 2 {
 		goDirect, goCold, server := medianOf(directGo), medianOf(coldGo), medianOf(coldServer)
 		rows[2].ours = fmt.Sprintf("%.2f (go) + %.2f (server)", goCold.Seconds(), server.Seconds())
@@ -431,6 +437,9 @@ func (b *bench) requestsPerSecond(ctx context.Context, srv *server, r *row) erro
 		}
 		slices.Reverse(pair)
 	}
+	for i := range ours {
+		r.byRun = append(r.byRun, ours[i]/ref[i])
+	}
 	mo, mr := medianOf(ours), medianOf(ref)
 	ratio := mo / mr
 	r.ours = thousands(mo)
@@ -531,6 +540,7 @@ func (b *bench) report(w io.Writer, rows []row) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.metric, dash(r.ours), dash(r.ref), dash(r.ratio), dash(r.goal), result)
 	}
+	reportByRun(w, rows)
 	files, zipBytes := testkit.Weigh(b.shaped.mods)
 	runs := "one run"
 	if b.cfg.runs > 1 {
@@ -567,6 +577,26 @@ func (b *bench) report(w io.Writer, rows []row) {
 		strings.Join(b.commands, "\n"))
 	fmt.Fprintf(w, "<details><summary>nginx.conf</summary>\n\n```nginx\n%s```\n</details>\n",
 		fmt.Sprintf(nginxConf, "$TMP", "127.0.0.1:PORT", "$TMP/STORE", b.cfg.nginxWorkers))
+}
+
+// reportByRun lists, under the table, the ratio of each run of the rows measured more than
+// once: how far one run may land from the median on this machine.
+func reportByRun(w io.Writer, rows []row) {
+	header := false
+	for _, r := range rows {
+		if len(r.byRun) < 2 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nRun by run, each ratio from the same run (for requests/s, the same pair of rounds):\n\n")
+			header = true
+		}
+		ratios := make([]string, len(r.byRun))
+		for i, x := range r.byRun {
+			ratios[i] = fmt.Sprintf("%.2fx", x)
+		}
+		fmt.Fprintf(w, "- %s: %s\n", r.metric, strings.Join(ratios, ", "))
+	}
 }
 
 // medianOf returns the median of xs (the lower middle one of an even count).

@@ -49,6 +49,26 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
+func TestReportByRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rows []row
+		want string
+	}{
+		{name: "none measured twice", rows: []row{{metric: "a", byRun: []float64{1.2}}, {metric: "b"}}, want: ""},
+		{name: "one of two", rows: []row{{metric: "a", byRun: []float64{1.2}}, {metric: "b", byRun: []float64{1.234, 0.9}}},
+			want: "\nRun by run, each ratio from the same run (for requests/s, the same pair of rounds):\n\n- b: 1.23x, 0.90x\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			reportByRun(&out, tc.rows)
+			if out.String() != tc.want {
+				t.Errorf("got %q, want %q", out.String(), tc.want)
+			}
+		})
+	}
+}
+
 func TestPeakRSS(t *testing.T) {
 	n, err := peakRSS(os.Getpid())
 	if err != nil {
