@@ -13,13 +13,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/modmirror/modmirror/shared/testkit"
 )
 
 func TestParseGoSum(t *testing.T) {
@@ -458,31 +459,29 @@ func TestHasherBound(t *testing.T) {
 	for i := range 40 {
 		names = append(names, fmt.Sprintf("example.com/many@v1.0.0/f%02d.go", i))
 	}
-	var now, most atomic.Int32
-	open := func(name string) (io.ReadCloser, error) {
-		n := now.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
+	var open testkit.Gauge
+	openFile := func(name string) (io.ReadCloser, error) {
+		leave := open.Enter()
 		time.Sleep(100 * time.Microsecond) // long enough for unbounded hashing to overlap
-		return closer{Reader: strings.NewReader(name), close: func() { now.Add(-1) }}, nil
+		return closer{Reader: strings.NewReader(name), close: leave}, nil
 	}
-	want, err := (*Hasher)(nil).hash1(names, open)
+	want, err := (*Hasher)(nil).hash1(names, openFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, slots := range []int{1, 2} {
 		h := NewHasher(slots)
-		most.Store(0)
+		open.Reset()
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() {
-				if got, err := h.hash1(names, open); err != nil || got != want {
+				if got, err := h.hash1(names, openFile); err != nil || got != want {
 					t.Errorf("%d slots: %q, %v; want %q", slots, got, err, want)
 				}
 			})
 		}
 		wg.Wait()
-		if m := most.Load(); m > int32(slots) {
+		if m := open.Most(); m > slots {
 			t.Errorf("%d slots: %d files open at once", slots, m)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/memstore"
+	"github.com/modmirror/modmirror/shared/testkit"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
 
@@ -204,15 +205,13 @@ func TestServeObjectCountsHandedBytes(t *testing.T) {
 // slowUpstream answers every request, after a moment, with an error, and records how many
 // requests it held at once.
 type slowUpstream struct {
-	now, most, total atomic.Int32
+	held  testkit.Gauge
+	total atomic.Int32
 }
 
 func (u *slowUpstream) Get(ctx context.Context, path string) (*upstream.Response, error) {
-	n := u.now.Add(1)
-	defer u.now.Add(-1)
+	defer u.held.Enter()()
 	u.total.Add(1)
-	for m := u.most.Load(); n > m && !u.most.CompareAndSwap(m, n); m = u.most.Load() {
-	}
 	time.Sleep(5 * time.Millisecond)
 	return nil, errors.New("slow upstream: nothing here")
 }
@@ -239,7 +238,7 @@ func TestPrefetchBound(t *testing.T) {
 	if total := up.total.Load(); total < 2*versions {
 		t.Errorf("%d upstream requests; want one for each prefetched .mod and .zip, %d", total, 2*versions)
 	}
-	if most, bound := up.most.Load(), int32(cap(h.prefetchSlots)); most > bound || bound >= 2*versions {
+	if most, bound := up.held.Most(), cap(h.prefetchSlots); most > bound || bound >= 2*versions {
 		t.Errorf("%d prefetches at once; want at most %d", most, bound)
 	}
 }

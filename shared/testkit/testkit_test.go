@@ -493,3 +493,20 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("requests: %q", tlsUp.Requests())
 	}
 }
+
+func TestGauge(t *testing.T) {
+	var g testkit.Gauge
+	a, b := g.Enter(), g.Enter()
+	a()
+	c := g.Enter()
+	if got := g.Most(); got != 2 {
+		t.Errorf("Most = %d after at most 2 at once, want 2", got)
+	}
+	b()
+	c()
+	g.Reset()
+	g.Enter()()
+	if got := g.Most(); got != 1 {
+		t.Errorf("Most = %d after Reset and 1 at once, want 1", got)
+	}
+}
