@@ -107,4 +107,3 @@ func do(t *testing.T, method, url string) (*http.Response, []byte) {
 	}
 	return resp, body
 }
-
