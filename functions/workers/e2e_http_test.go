@@ -3,10 +3,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +32,51 @@ func TestWorkerHTTP(t *testing.T) {
 		"MODMIRROR_SUMDB":    up.SumDBKey,
 	})
 	sumdb := "/sumdb/" + up.SumDBName
+
+	// First, while the edge cache is empty: the upstream's requests are counted from here.
+	firstFill := time.Now()
+	t.Run("EdgeCache", func(t *testing.T) {
+		up.ResetRequests()
+		paths := []struct {
+			path     string
+			upstream int // requests the upstream sees for the path over the repeated requests
+		}{
+			{"/example.com/tool/@v/list", 1},
+			{"/example.com/tool/@latest", 1},
+			{"/example.com/nosuch/@v/list", 1}, // a 404 is remembered too
+			{sumdb + "/latest", 1},
+			{sumdb + "/lookup/example.com/tool@v1.0.0", 1},
+		}
+		for _, p := range paths {
+			var first []byte
+			for i := range 4 {
+				resp, body := do(t, http.MethodGet, w.url+p.path)
+				if i == 0 {
+					first = body
+				} else if !bytes.Equal(body, first) {
+					t.Errorf("GET %s #%d = %d %q; the first answer was %q", p.path, i+1, resp.StatusCode, body, first)
+				}
+				if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+					t.Errorf("GET %s #%d: Content-Length %q for a %d-byte body", p.path, i+1, cl, len(body))
+				}
+				if p.path == "/example.com/nosuch/@v/list" && resp.StatusCode != http.StatusNotFound {
+					t.Errorf("GET %s = %d; want 404", p.path, resp.StatusCode)
+				}
+			}
+			if n := up.Count(p.path); n != p.upstream {
+				t.Errorf("4 GETs of %s made %d upstream requests for it; want %d", p.path, n, p.upstream)
+			}
+			// The three repeats came from the edge cache, not from the core.
+			// The Worker's log lines reach wrangler's output a little after the answers.
+			deadline := time.Now().Add(5 * time.Second)
+			for edgeHits(w.Output(), p.path) < 3 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := edgeHits(w.Output(), p.path); n != 3 {
+				t.Errorf("%d of 4 GETs of %s answered from the edge cache; want 3; the Worker's log:\n%s", n, p.path, w.Output())
+			}
+		}
+	})
 
 	t.Run("HeadLikeGet", func(t *testing.T) {
 		// Each path is asked first with HEAD (a miss for the immutable ones, which HEAD fills)
@@ -69,6 +117,33 @@ func TestWorkerHTTP(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("EdgeCacheExpires", func(t *testing.T) {
+		// After the server's 60 s the list is asked of the upstream again.
+		const path = "/example.com/tool/@v/list"
+		if testing.Short() {
+			t.Skip("waits a minute")
+		}
+		time.Sleep(time.Until(firstFill.Add(edgeTTL + 2*time.Second)))
+		before := up.Count(path)
+		if resp, body := do(t, http.MethodGet, w.url+path); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d %q", path, resp.StatusCode, body)
+		}
+		if n := up.Count(path) - before; n != 1 {
+			t.Errorf("GET %s %s after its first fill made %d upstream requests; want 1", path, time.Since(firstFill).Round(time.Second), n)
+		}
+	})
+}
+
+// edgeHits counts the Worker's request log lines for path answered from the edge cache.
+func edgeHits(log, path string) int {
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `"path":"`+path+`"`) && strings.Contains(line, `"cache":"edge"`) {
+			n++
+		}
+	}
+	return n
 }
 
 // lookupAll looks every module up in the test checksum database, which adds a module's record

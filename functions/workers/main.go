@@ -105,7 +105,13 @@ func newHandler(getenv func(string) string, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	return withStoreAPI(withRanges(h, st, logger), bucket), nil
+	h = withRanges(h, st, logger)
+	if c := newWorkersCache(); c != nil {
+		h = withEdgeCache(h, c, logger)
+	} else {
+		logger.Warn("no Cache API (caches.default): lists and @latest are not cached at the edge")
+	}
+	return withStoreAPI(h, bucket), nil
 }
 
 // misconfigured answers every request with the configuration error, so that a deploy with a
