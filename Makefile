@@ -63,6 +63,7 @@ WORKER_FLAGS := -trimpath -ldflags='-s -w'
 worker:
 	$(GO) run github.com/syumai/workers/cmd/workers-assets-gen -mode=go -o $(WORKER_DIR)
 	GOOS=js GOARCH=wasm $(GO) build $(WORKER_FLAGS) -o $(WORKER_DIR)/app.wasm ./functions/workers
+	cp functions/workers/modmirror.mjs $(WORKER_DIR)/modmirror.mjs
 
 ## lambda: the Lambda function's bootstrap in build/lambda/ (linux/arm64; LAMBDA_GOARCH=amd64 for x86).
 lambda:
