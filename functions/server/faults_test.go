@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,5 +132,41 @@ func TestShutdownPastTimeout(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(storeDir, strings.TrimPrefix(path, "/"))); err == nil {
 		t.Error("the abandoned zip was stored")
+	}
+}
+
+// TestStalledUpstreamBody checks -upstream-idle-timeout: a zip whose body stops half-way is
+// abandoned after it, answered 504 with the reason, not stored, and filled by the next request
+// once the upstream sends it whole.
+func TestStalledUpstreamBody(t *testing.T) {
+	up, path := stalledBig(t)
+	storeDir := t.TempDir()
+	p := start(t, serverBinary(t), nil, "-store", storeDir, "-upstream", up.URL, "-sumdb", up.SumDBKey,
+		"-upstream-idle-timeout", "300ms")
+	client := &http.Client{Timeout: 20 * time.Second}
+	started := time.Now()
+	resp, err := client.Get(p.url + path)
+	if err != nil {
+		t.Fatalf("the client got no answer: %v", err)
+	}
+	reason, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if d := time.Since(started); resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(reason), "idle") || d > 10*time.Second {
+		t.Errorf("GET %s from a stalled upstream = %d %q after %v; want 504 naming the idle timeout, in seconds", path, resp.StatusCode, reason, d)
+	}
+	if _, err := os.Stat(filepath.Join(storeDir, strings.TrimPrefix(path, "/"))); err == nil {
+		t.Error("the stalled zip was stored")
+	}
+	if files, _ := stagedBytes(t, storeDir); len(files) != 0 {
+		t.Errorf("staged files left: %q", files)
+	}
+	up.Stall(path, -1)
+	resp, err = client.Get(p.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET %s once the upstream sends it whole = %d; want 200", path, resp.StatusCode)
 	}
 }
