@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,4 +170,74 @@ func TestStalledUpstreamBody(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET %s once the upstream sends it whole = %d; want 200", path, resp.StatusCode)
 	}
+}
+
+// TestBlastRadiusOfOne checks that one module's errors, however many, never stop another
+// module's fills, while an upstream that is really down still opens the breaker.
+func TestBlastRadiusOfOne(t *testing.T) {
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
+	p := start(t, serverBinary(t), nil, "-store", t.TempDir(), "-upstream", up.URL, "-sumdb", up.SumDBKey)
+	up.FailWith("/example.com/lib/", http.StatusInternalServerError, "")
+	for i := range 8 {
+		path := fmt.Sprintf("/example.com/lib/@v/v1.%d.0.info", i%3)
+		if status, _ := getStatus(t, p.url+path); status != http.StatusBadGateway {
+			t.Fatalf("GET %s from an upstream answering 500 = %d; want 502", path, status)
+		}
+	}
+	if status, body := getStatus(t, p.url+"/example.com/tool/@v/v1.0.0.info"); status != 200 {
+		t.Errorf("a healthy module after eight failures of another = %d %q; want 200", status, body)
+	}
+	if n := up.Count("/example.com/lib/@v/v1.0.0.info"); n > 6 {
+		t.Errorf("the failing .info was asked upstream %d times for 3 requests; want the repeats answered from the brief failure cache", n)
+	}
+
+	// Down for real: failures about different modules open the breaker.
+	up.Stop()
+	var last string
+	for _, m := range []string{"incompat", "nogomod", "!upper/!mod", "major/v2", "pseudo", "tool", "lib"} {
+		_, last = getStatus(t, p.url+"/example.com/"+m+"/@v/list")
+	}
+	if !strings.Contains(last, "circuit open") {
+		t.Errorf("after failures about seven modules of a stopped upstream: %q; want the breaker open", last)
+	}
+}
+
+// TestUpstreamRetryAfter checks that an upstream's 429 with Retry-After is honoured (no retry,
+// no request before it ends) and passed on: the client gets 503 with a Retry-After.
+func TestUpstreamRetryAfter(t *testing.T) {
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
+	p := start(t, serverBinary(t), nil, "-store", t.TempDir(), "-upstream", up.URL, "-sumdb", up.SumDBKey)
+	up.FailWith("/example.com/", http.StatusTooManyRequests, "30")
+	for _, path := range []string{"/example.com/lib/@v/v1.0.0.info", "/example.com/tool/@v/v1.0.0.mod"} {
+		resp, err := http.Get(p.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusServiceUnavailable || ra < 25 || ra > 30 {
+			t.Errorf("GET %s while the upstream asks for 30s = %d, Retry-After %q; want 503 and about 30", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	var asked int
+	for _, r := range up.Requests() {
+		if strings.HasPrefix(r, "/example.com/") {
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Errorf("the upstream was asked %d times for modules; want 1: no retry, nothing during the pause", asked)
+	}
+}
+
+// getStatus GETs url and returns the status and body.
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

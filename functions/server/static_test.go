@@ -39,6 +39,7 @@ func TestStoreIsStaticFallback(t *testing.T) {
 	}
 	fill.MustRun(t.TempDir(), append([]string{"mod", "download"}, shapedArgs...)...)
 	fill.MustRun(t.TempDir(), "list", "-m", "example.com/lib@latest")
+	fill.MustRun(t.TempDir(), "mod", "download", "example.com/pseudo@latest")
 	p.Stop()
 	up.Stop()
 
@@ -60,6 +61,9 @@ func TestStoreIsStaticFallback(t *testing.T) {
 			g.MustRun(t.TempDir(), append([]string{"mod", "download"}, shapedArgs...)...)
 			if out := g.MustRun(t.TempDir(), "list", "-m", "example.com/lib@latest"); !strings.Contains(out, "example.com/lib v1.2.0") {
 				t.Errorf("go list -m example.com/lib@latest = %q; want v1.2.0, the highest version filled", out)
+			}
+			if out := g.MustRun(t.TempDir(), "list", "-m", "example.com/pseudo@latest"); !strings.Contains(out, "example.com/pseudo v0.0.0-20240102030405-abcdef123456") {
+				t.Errorf("go list -m example.com/pseudo@latest = %q; want its only pseudo-version", out)
 			}
 			// A version never filled fails as any missing module does. (Through "dead|static" the
 			// go command reports the first proxy's refused connection: it ranks that above a 404.)

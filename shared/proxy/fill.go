@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ func (h *Handler) serveImmutable(x *exchange) {
 	if h.notFound.has(x.req.Key) {
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
 			fmt.Sprintf("%s: not found upstream (remembered for %s)", x.req.ModuleVersion(), h.cfg.NotFoundFor))
+		return
+	}
+	if err, ok := h.failed.get(x.req.Key); ok {
+		h.fillFailed(x, fmt.Errorf("%w (failed %s ago or less; not tried again yet)", err, h.cfg.RetryFailedAfter))
 		return
 	}
 	start := time.Now()
@@ -207,8 +212,11 @@ func (h *Handler) fill(ctx context.Context, x *exchange) error {
 			return nil, nil
 		}
 		err := h.fillObject(fctx, req, up, private)
-		if upstream.IsNotFound(err) {
+		switch {
+		case upstream.IsNotFound(err):
 			h.notFound.add(req.Key, h.cfg.NotFoundFor)
+		case err != nil && fctx.Err() == nil && h.cfg.RetryFailedAfter > 0:
+			h.failed.put(req.Key, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err), h.cfg.RetryFailedAfter)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err)
@@ -386,6 +394,11 @@ func checkGoMod(data []byte, path, version string) error {
 	return nil
 }
 
+func isRetryAfter(err error) bool {
+	_, ok := upstream.RetryAfter(err)
+	return ok
+}
+
 // fillContext returns the context a fill runs on: not the request's, so that a client that gives
 // up does not fail the others waiting, but bounded by FillTimeout and ended by Abort.
 func (h *Handler) fillContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -403,6 +416,10 @@ func (h *Handler) fillFailed(x *exchange, err error) {
 		x.w.Header().Set("Retry-After", retryAfterShutdown)
 		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore,
 			fmt.Sprintf("%s: this proxy is shutting down; try again, or the next proxy", x.req.ModuleVersion()))
+	case isRetryAfter(err):
+		wait, _ := upstream.RetryAfter(err)
+		x.w.Header().Set("Retry-After", strconv.Itoa(int(max(wait.Round(time.Second), time.Second)/time.Second)))
+		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore, err.Error())
 	case upstream.IsNotFound(err):
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, err.Error())
 	case errors.Is(err, checksum.ErrMismatch):

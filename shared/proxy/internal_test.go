@@ -81,8 +81,8 @@ func TestExpiringSet(t *testing.T) {
 	s.add("c", time.Minute)
 	s.add("d", time.Minute)
 	s.add("e", time.Minute) // over the bound: the set empties rather than grows
-	if len(s.expires) > 3 {
-		t.Fatalf("set holds %d keys; bound is 3", len(s.expires))
+	if len(s.entries) > 3 {
+		t.Fatalf("set holds %d keys; bound is 3", len(s.entries))
 	}
 	if !s.has("e") {
 		t.Fatal("the newest key was dropped")

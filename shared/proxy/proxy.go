@@ -58,6 +58,10 @@ type Config struct {
 	NotFoundFor time.Duration
 	// FillTimeout bounds one fill, whoever waits for it. Default 10 minutes.
 	FillTimeout time.Duration
+	// RetryFailedAfter is how long a failed fill's error (other than not found) is the answer for
+	// that object without another upstream try: a burst of requests for a module the upstream
+	// fails on costs one try. Default 5s; negative: every request tries again.
+	RetryFailedAfter time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
 	// Redirect, if set, lets a host answer a request for an immutable object (.info, .mod,
@@ -102,6 +106,9 @@ type Handler struct {
 	fills singleflight.Group
 	// notFound remembers upstream 404s (the negative cache).
 	notFound *expiringSet
+	// failed remembers, briefly, why an object's fill failed: requests for it meanwhile get the
+	// same answer without another upstream try, and no other module is affected.
+	failed *expiring[error]
 	// fresh remembers which lists and @latest answers were fetched from the upstream recently.
 	fresh *expiringSet
 	// prefetched remembers the objects whose followers were prefetched already.
@@ -151,6 +158,9 @@ func New(c Config) (*Handler, error) {
 	if c.FillTimeout <= 0 {
 		c.FillTimeout = 10 * time.Minute
 	}
+	if c.RetryFailedAfter == 0 {
+		c.RetryFailedAfter = 5 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -167,6 +177,7 @@ func New(c Config) (*Handler, error) {
 		cfg:           c,
 		log:           c.Logger,
 		notFound:      newExpiringSet(10000, c.Now),
+		failed:        newExpiring[error](10000, c.Now),
 		fresh:         newExpiringSet(10000, c.Now),
 		listed:        newExpiringSet(100000, c.Now),
 		prefetched:    newExpiringSet(100000, c.Now),

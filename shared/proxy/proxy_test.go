@@ -56,6 +56,10 @@ type envOptions struct {
 	memoryCache int64
 	// sumdbOff runs without a checksum database (-sumdb off).
 	sumdbOff bool
+	// now is Config.Now; retryFailedAfter is Config.RetryFailedAfter (default: off, so that a
+	// test that restores the upstream can try again at once).
+	now              func() time.Time
+	retryFailedAfter time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -80,7 +84,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		memory = 0
 	}
 	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: memory},
-		Redirect: o.redirect, Prefetch: o.prefetch, MemoryCache: o.memoryCache}
+		Redirect: o.redirect, Prefetch: o.prefetch, MemoryCache: o.memoryCache, Now: o.now, RetryFailedAfter: o.retryFailedAfter}
+	if cfg.RetryFailedAfter == 0 {
+		cfg.RetryFailedAfter = -1
+	}
 	if o.wrap != nil {
 		cfg.Store = o.wrap(st)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ func (h *Handler) recordWhole(ctx context.Context, req goproxy.Request) {
 			return
 		}
 	} else {
+		// The go command reads a module's list before its @latest: a module with
+		// pseudo-versions only needs an empty list for a static client to go on to @latest.
+		h.ensureList(ctx, module+"/@v/list")
 		h.listed.add(req.ModuleVersion(), time.Hour)
 	}
 	h.storeLatestIfNamed(ctx, module+"/@latest", req.Version)
@@ -55,6 +59,14 @@ func (h *Handler) holdsWhole(ctx context.Context, base, known string) bool {
 		}
 	}
 	return true
+}
+
+// ensureList stores an empty list under key unless there is a list already.
+func (h *Handler) ensureList(ctx context.Context, key string) {
+	opts := store.PutOptions{IfAbsent: true, ContentType: "text/plain; charset=utf-8", CacheControl: goproxy.CacheShort}
+	if _, err := h.cfg.Store.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil && !errors.Is(err, store.ErrExist) {
+		h.log.Warn("store an empty list", "key", key, "err", err)
+	}
 }
 
 // storeLatestIfNamed stores the upstream's last @latest answer under the module's own @latest key

@@ -68,6 +68,9 @@ func TestStoreSaysOnlyWhatItHolds(t *testing.T) {
 				t.Fatalf("GET %s = %d %q", base+ext, resp.StatusCode, body)
 			}
 		}
+		if list, _, err := store.ReadAll(t.Context(), e.store, "example.com/pseudo/@v/list", 1<<20); err != nil || len(list) != 0 {
+			t.Errorf("stored list = %q, %v; want an empty list, which a static client reads before @latest", list, err)
+		}
 		stored, _, err := store.ReadAll(t.Context(), e.store, "example.com/pseudo/@latest", 1<<20)
 		if err != nil || string(stored) != string(latest) {
 			t.Errorf("stored @latest = %q, %v; want the upstream's answer %q", stored, err, latest)

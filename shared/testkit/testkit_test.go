@@ -278,6 +278,18 @@ func TestUpstreamProtocol(t *testing.T) {
 	}
 	up.Stall(zipPath, -1)
 
+	// FailWith: every path under a prefix answers the status, with a Retry-After if given.
+	up.FailWith("/example.com/lib/", http.StatusTooManyRequests, "7")
+	if resp, err := http.Get(up.URL + "/example.com/lib/@v/list"); err != nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("FailWith 429: %v %v; want 429 with Retry-After 7", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	up.FailWith("/example.com/lib/", 0, "")
+	if _, _, body := get(t, up.URL+zipPath); body != string(lib12.Zip()) {
+		t.Errorf("after FailWith was lifted: zip differs")
+	}
+
 	// Stop: connections are refused.
 	up.Stop()
 	_, err = http.Get(up.URL + "/example.com/lib/@v/list")

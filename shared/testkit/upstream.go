@@ -84,7 +84,14 @@ type Upstream struct {
 	requests []string
 	tamper   map[string]func([]byte) []byte
 	stall    map[string]int64
+	failing  map[string]failure
 	delay    time.Duration
+}
+
+// failure is how the upstream answers the paths under a prefix given to FailWith.
+type failure struct {
+	status     int
+	retryAfter string
 }
 
 // upModule is everything the upstream serves for one module path.
@@ -126,6 +133,7 @@ func NewUpstream(tb testing.TB, o Options) *Upstream {
 		mods:      make(map[string]*upModule),
 		tamper:    make(map[string]func([]byte) []byte),
 		stall:     make(map[string]int64),
+		failing:   make(map[string]failure),
 	}
 	add := func(v *upVersion, path string) {
 		um := u.mods[path]
@@ -285,6 +293,20 @@ func (u *Upstream) Tamper(path string, fn func([]byte) []byte) {
 	}
 }
 
+// FailWith makes the upstream answer every path under prefix ("/example.com/lib/" for all of a
+// module) with status and a text/plain reason from now on, with a Retry-After header if
+// retryAfter is not empty. A status of 0 restores the paths.
+func (u *Upstream) FailWith(prefix string, status int, retryAfter string) {
+	prefix = "/" + strings.TrimPrefix(prefix, "/")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if status == 0 {
+		delete(u.failing, prefix)
+	} else {
+		u.failing[prefix] = failure{status, retryAfter}
+	}
+}
+
 // Stall makes the upstream answer the URL path (as for Tamper) from now on with its full
 // headers and only its first after bytes, then send nothing more until the client goes away: a
 // body that stops half-way. A negative after restores it.
@@ -344,7 +366,20 @@ func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	delay := u.delay
 	tamper := u.tamper[r.URL.Path]
 	stall, stalls := u.stall[r.URL.Path]
+	var fail *failure
+	for prefix, f := range u.failing {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			fail = &f
+		}
+	}
 	u.mu.Unlock()
+	if fail != nil {
+		if fail.retryAfter != "" {
+			w.Header().Set("Retry-After", fail.retryAfter)
+		}
+		http.Error(w, fmt.Sprintf("testkit: failing %s with %d", r.URL.Path, fail.status), fail.status)
+		return
+	}
 	if stalls {
 		w = &stallingWriter{ResponseWriter: w, after: stall, done: r.Context().Done()}
 	}
