@@ -34,23 +34,28 @@ func TestParse(t *testing.T) {
 		{raw: "/example.com/m", status: 404},
 		{raw: "/example.com/m/@v/", status: 404},
 		{raw: "/example.com/m/@v/v1.0.0.tar", status: 404},
-		{raw: "/example.com/Upper/@v/list", status: 404},        // uppercase without !
-		{raw: "/example.com/m/@v/v1.0.zip", status: 404},        // non-canonical
-		{raw: "/example.com/m/@v/1.0.0.mod", status: 404},       // not semver
-		{raw: "/example.com/m/@v/v1.0.0+meta.mod", status: 404}, // build metadata
-		{raw: "/example.com/m/@v/v2.0.0.mod", status: 404},      // v2 without /v2 or +incompatible
-		{raw: "/example.com/m/v2/@v/v1.0.0.mod", status: 404},   // /v2 path, v1 version
-		{raw: "/example.com/m/@v/main.mod", status: 404},        // a query is only for .info
-		{raw: "/../../etc/passwd", status: 404},                 // traversal
-		{raw: "/example.com/m/@v/../../../x.zip", status: 404},  // traversal
-		{raw: "/%2e%2e/%2e%2e/etc/passwd", status: 404},         // encoded traversal
-		{raw: "/example.com%2fm/@v/list", status: 404},          // encoded slash
-		{raw: "/example.com/m/@v/v1.0.0%00.zip", status: 404},   // NUL
-		{raw: "/example.com/m/@v/v1.0.0.zip%", status: 404},     // malformed escape
-		{raw: "/example.com/m\\x/@v/list", status: 404},         // backslash
-		{raw: "/example.com//m/@v/list", status: 404},           // empty element
-		{raw: "/-bad.com/m/@v/list", status: 404},               // invalid path
-		{raw: "/example.com/m/@v/-x.info", status: 404},         // invalid query
+		{raw: "/example.com/Upper/@v/list", status: 404},                   // uppercase without !
+		{raw: "/example.com/m/@v/v1.0.zip", status: 404},                   // non-canonical
+		{raw: "/example.com/m/@v/1.0.0.mod", status: 404},                  // not semver
+		{raw: "/example.com/m/@v/v1.0.0+meta.mod", status: 404},            // build metadata
+		{raw: "/example.com/m/@v/v2.0.0.mod", status: 404},                 // v2 without /v2 or +incompatible
+		{raw: "/example.com/m/v2/@v/v1.0.0.mod", status: 404},              // /v2 path, v1 version
+		{raw: "/example.com/m/@v/v1.5.0+incompatible.info", status: 404},   // +incompatible below v2
+		{raw: "/example.com/m/@v/v0.1.0+incompatible.zip", status: 404},    // likewise
+		{raw: "/example.com/m/v3/@v/v3.0.0+incompatible.mod", status: 404}, // +incompatible on a /v3 path
+		{raw: "/gopkg.in/yaml.v2/@v/v2.0.0+incompatible.mod", status: 404}, // on a gopkg.in .v2 path
+		{raw: "/example.com/m/v2/@v/v3.0.0.mod", status: 404},              // major does not match the suffix
+		{raw: "/example.com/m/@v/main.mod", status: 404},                   // a query is only for .info
+		{raw: "/../../etc/passwd", status: 404},                            // traversal
+		{raw: "/example.com/m/@v/../../../x.zip", status: 404},             // traversal
+		{raw: "/%2e%2e/%2e%2e/etc/passwd", status: 404},                    // encoded traversal
+		{raw: "/example.com%2fm/@v/list", status: 404},                     // encoded slash
+		{raw: "/example.com/m/@v/v1.0.0%00.zip", status: 404},              // NUL
+		{raw: "/example.com/m/@v/v1.0.0.zip%", status: 404},                // malformed escape
+		{raw: "/example.com/m\\x/@v/list", status: 404},                    // backslash
+		{raw: "/example.com//m/@v/list", status: 404},                      // empty element
+		{raw: "/-bad.com/m/@v/list", status: 404},                          // invalid path
+		{raw: "/example.com/m/@v/-x.info", status: 404},                    // invalid query
 		{raw: "/" + strings.Repeat("a", 10000), status: http.StatusRequestURITooLong},
 	}
 	for _, tt := range tests {

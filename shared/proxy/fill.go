@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
 
@@ -247,6 +248,9 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 		if data, err = fetchSmall(ctx, up, req.Key, maxMod); err != nil {
 			return err
 		}
+		if err = checkGoMod(data, req.Path, req.Version); err != nil {
+			return err
+		}
 		if err = h.verify(ctx, req, private, true, checksum.HashMod(data)); err != nil {
 			return err
 		}
@@ -259,11 +263,7 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 	if err != nil {
 		return err
 	}
-	if goproxy.IsRelease(req.Version) {
-		if err := h.addToList(ctx, req.Path, req.Version); err != nil {
-			h.log.Warn("update list", "module", req.Path, "version", req.Version, "err", err)
-		}
-	}
+	h.recordWhole(ctx, req)
 	return nil
 }
 
@@ -364,6 +364,24 @@ func checkInfo(data []byte, version string) error {
 	}
 	if info.Version != version {
 		return fmt.Errorf("upstream .info names version %q, not %q", info.Version, version)
+	}
+	return nil
+}
+
+// checkGoMod checks a .mod answer as the go command will read it: a go.mod file that parses, whose
+// module line names the requested path. With the checksum database on, a wrong file fails its
+// hash anyway; with it off (or for a private module without a go.sum line) this is what keeps a
+// file that is no go.mod out of the store, where it would be served as immutable.
+func checkGoMod(data []byte, path, version string) error {
+	f, err := modfile.ParseLax(path+"@"+version+".mod", data, nil)
+	if err != nil {
+		return fmt.Errorf("invalid .mod from upstream: %w", err)
+	}
+	if f.Module == nil {
+		return errors.New("invalid .mod from upstream: no module line")
+	}
+	if f.Module.Mod.Path != path {
+		return fmt.Errorf("invalid .mod from upstream: its module line names %q, not %q", f.Module.Mod.Path, path)
 	}
 	return nil
 }

@@ -54,6 +54,8 @@ type envOptions struct {
 	wrap func(store.Store) store.Store
 	// memoryCache is Config.MemoryCache.
 	memoryCache int64
+	// sumdbOff runs without a checksum database (-sumdb off).
+	sumdbOff bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -92,8 +94,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		cfg.Upstream = up
 		dbc.Remote = config.SumDBRemote(up, db, upstream.Options{})
 	}
-	if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
-		t.Fatal(err)
+	if !o.sumdbOff {
+		if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := proxy.New(cfg)
 	if err != nil {
@@ -448,6 +452,11 @@ func TestHTTPSemantics(t *testing.T) {
 		t.Errorf("HEAD = %d length %d; want 200 and %d", head.StatusCode, head.ContentLength, len(full))
 	}
 
+	for _, ext := range []string{".info", ".mod"} { // the version is listed once it is whole
+		if resp, _ := e.get(t, strings.TrimSuffix(zip, ".zip")+ext); resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", ext, resp.StatusCode)
+		}
+	}
 	resp, list := e.get(t, "/example.com/lib/@v/list")
 	if resp.StatusCode != 200 || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" || resp.Header.Get("Cache-Control") != "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400" {
 		t.Errorf("list = %d %q %q", resp.StatusCode, list, resp.Header.Get("Cache-Control"))
