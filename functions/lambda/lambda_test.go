@@ -274,6 +274,7 @@ func TestGoCommandThroughFunction(t *testing.T) {
 	if bad := front.unexpected(); len(bad) > 0 {
 		t.Errorf("the static front answered other than 200 or 404: %q", bad)
 	}
+	t.Logf("the static front answered %d requests; the 404s: %q", front.count(), front.notFound())
 }
 
 // bucketFront serves a store as CloudFront serves the bucket through origin access control, with
@@ -356,6 +357,26 @@ func (f *bucketFront) served(prefix string, status int) int {
 		}
 	}
 	return n
+}
+
+// count is the number of requests answered.
+func (f *bucketFront) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+// notFound lists the paths answered 404.
+func (f *bucketFront) notFound() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var paths []string
+	for _, s := range f.seen {
+		if p, ok := strings.CutPrefix(s, "404 "); ok {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // unexpected lists the answers other than 200 and 404.
