@@ -702,6 +702,124 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 	}
 }
 
+// TestStaticDistribution checks the second distribution, the bucket alone: every path of a
+// GOPROXY and a checksum database reaches the bucket (with '+' rewritten); private module paths,
+// /_mirror/*, the root and anything else reach the "nothing" origin, the bucket under a prefix
+// nothing is stored under, so they answer 404; no function, no origin group.
+func TestStaticDistribution(t *testing.T) {
+	tm := readTemplate(t)
+	dist := get(tm.resources["StaticDistribution"], "Properties", "DistributionConfig")
+	if dist == nil {
+		t.Fatal("no StaticDistribution")
+	}
+	if get(dist, "OriginGroups") != nil {
+		t.Errorf("the static distribution has origin groups")
+	}
+	origins := map[string]string{} // id → OriginPath
+	for _, o := range items(get(dist, "Origins")) {
+		oac := strings.TrimSuffix(strings.TrimPrefix(ref(get(o, "OriginAccessControlId")), "GetAtt:"), ".Id")
+		if ref(get(o, "DomainName")) != "GetAtt:ModuleBucket.RegionalDomainName" || get(o, "S3OriginConfig") == nil ||
+			str(tm.resources[oac], "Properties", "OriginAccessControlConfig", "OriginAccessControlOriginType") != "s3" {
+			t.Errorf("origin %s is not the bucket through origin access control", str(o, "Id"))
+		}
+		origins[str(o, "Id")] = str(o, "OriginPath")
+	}
+	const nothingPrefix = "/_mirror/nothing"
+	if len(origins) != 2 || origins["bucket"] != "" || origins["nothing"] != nothingPrefix {
+		t.Fatalf("origins %v; want bucket (no origin path) and nothing (%s)", origins, nothingPrefix)
+	}
+	// Nothing in the repository writes under the nothing origin's prefix.
+	root := ".."
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(data), strings.TrimPrefix(nothingPrefix, "/")) {
+				t.Errorf("%s names %s, the static distribution's empty prefix", path, nothingPrefix)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	route := func(path string, params map[string]string) (string, *yaml.Node) {
+		for _, b := range behaviours(t, tm, dist, params) {
+			if matchPath(paramValue(tm, get(b, "PathPattern"), params), path) {
+				return str(b, "TargetOriginId"), b
+			}
+		}
+		return str(dist, "DefaultCacheBehavior", "TargetOriginId"), get(dist, "DefaultCacheBehavior")
+	}
+	private := map[string]string{"PrivatePathPattern1": "/corp.example.com/*", "PrivatePathPattern2": "/git.internal/*"}
+	none := map[string]string{"PrivatePathPattern1": "", "PrivatePathPattern2": ""}
+	tests := []struct {
+		path   string
+		params map[string]string
+		want   string
+	}{
+		{"/example.com/lib/@v/list", private, "bucket"},
+		{"/example.com/lib/@latest", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.info", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.mod", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.zip", private, "bucket"},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", private, "bucket"},
+		{"/sumdb/sum.example/supported", private, "bucket"},
+		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", private, "bucket"},
+		{"/sumdb/sum.example/tile/8/0/000", private, "bucket"},
+		{"/sumdb/sum.example/tile/8/data/000.p/3", private, "bucket"},
+		{"/corp.example.com/lib/@v/v1.1.0.zip", private, "nothing"},
+		{"/corp.example.com/lib/@v/list", private, "nothing"},
+		{"/git.internal/x/@latest", private, "nothing"},
+		{"/corp.example.com/lib/@v/v1.1.0.zip", none, "bucket"},
+		{"/_mirror/upstream/example.com/lib/@v/list", none, "nothing"},
+		{"/_mirror/warm", private, "nothing"},
+		{"/", none, "nothing"},
+		{"/healthz", none, "nothing"},
+		{"/example.com/lib/@v/main.info", none, "nothing"},
+	}
+	for _, tt := range tests {
+		origin, b := route(tt.path, tt.params)
+		if origin != tt.want {
+			t.Errorf("%s (private=%t): reaches %s; want %s", tt.path, tt.params["PrivatePathPattern1"] != "", origin, tt.want)
+		}
+		var methods []string
+		for _, m := range items(get(b, "AllowedMethods")) {
+			methods = append(methods, m.Value)
+		}
+		if slices.Sort(methods); !slices.Equal(methods, []string{"GET", "HEAD"}) {
+			t.Errorf("%s: allows %v; want GET and HEAD", tt.path, methods)
+		}
+		assoc := items(get(b, "FunctionAssociations"))
+		rewrites := len(assoc) == 1 && ref(get(assoc[0], "FunctionARN")) == "GetAtt:PlusRewriteFunction.FunctionARN"
+		if origin == "bucket" && !rewrites {
+			t.Errorf("%s: reaches the bucket without PlusRewriteFunction", tt.path)
+		}
+		if name := strings.TrimPrefix(ref(get(b, "CachePolicyId")), "Ref:"); name != "ImmutableCachePolicy" {
+			t.Errorf("%s: cache policy %s; want ImmutableCachePolicy (each object's own Cache-Control, no-store honoured)", tt.path, name)
+		}
+	}
+	codes := map[string]bool{}
+	for _, e := range items(get(dist, "CustomErrorResponses")) {
+		codes[str(e, "ErrorCode")] = str(e, "ErrorCachingMinTTL") == "0"
+	}
+	if !codes["403"] || !codes["404"] {
+		t.Errorf("static distribution: 403 and 404 not left uncached: %v", codes)
+	}
+	if ref(get(tm.root, "Outputs", "StaticGoProxyUrl", "Value")) != "Sub:https://${StaticDistribution.DomainName}" {
+		t.Errorf("no StaticGoProxyUrl output naming the static distribution")
+	}
+}
+
 // TestTemplateIAM checks least privilege: the function's role reaches its own bucket and log
 // group and nothing else, CloudFront reads the bucket and invokes the function for this
 // distribution only, and the bucket is private.
@@ -774,8 +892,18 @@ func TestTemplateIAM(t *testing.T) {
 	if ref(get(bp, "Bucket")) != "Ref:ModuleBucket" {
 		t.Errorf("bucket policy is not on the bucket")
 	}
-	// This distribution may read objects, and list the bucket so that a missing key answers
-	// 404 rather than 403 (the go command takes only 404 and 410 for "not found").
+	// The two distributions (the proxy's and the static one) may read objects, and list the
+	// bucket so that a missing key answers 404 rather than 403 (the go command takes only 404 and
+	// 410 for "not found"); nothing else may.
+	sourceArns := func(st *yaml.Node) []string {
+		var arns []string
+		for _, a := range items(get(st, "Condition", "StringEquals", "AWS:SourceArn")) {
+			arns = append(arns, ref(a))
+		}
+		return arns
+	}
+	bothDistributions := []string{thisDistribution,
+		"Sub:arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}"}
 	cloudFrontMay := map[string]string{
 		"s3:GetObject":  "Sub:${ModuleBucket.Arn}/*",
 		"s3:ListBucket": "GetAtt:ModuleBucket.Arn",
@@ -787,9 +915,8 @@ func TestTemplateIAM(t *testing.T) {
 		}
 		action := str(st, "Action")
 		if str(st, "Principal", "Service") != "cloudfront.amazonaws.com" || cloudFrontMay[action] == "" ||
-			ref(get(st, "Resource")) != cloudFrontMay[action] ||
-			ref(get(st, "Condition", "StringEquals", "AWS:SourceArn")) != thisDistribution {
-			t.Errorf("bucket policy statement %s allows more than this distribution's s3:GetObject on the objects and s3:ListBucket on the bucket",
+			ref(get(st, "Resource")) != cloudFrontMay[action] || !slices.Equal(sourceArns(st), bothDistributions) {
+			t.Errorf("bucket policy statement %s allows more than the two distributions' s3:GetObject on the objects and s3:ListBucket on the bucket",
 				str(st, "Sid"))
 			continue
 		}
@@ -797,7 +924,7 @@ func TestTemplateIAM(t *testing.T) {
 	}
 	for action := range cloudFrontMay {
 		if !granted[action] {
-			t.Errorf("bucket policy does not grant this distribution %s", action)
+			t.Errorf("bucket policy does not grant the distributions %s", action)
 		}
 	}
 

@@ -277,9 +277,10 @@ func TestGoCommandThroughFunction(t *testing.T) {
 	t.Logf("the static front answered %d requests; the 404s: %q", front.count(), front.notFound())
 }
 
-// bucketFront serves a store as CloudFront serves the bucket through origin access control, with
-// s3:ListBucket and the '+' rewriting, and no function behind it: GET or HEAD of a key answers
-// the object with its stored Content-Type and Cache-Control; a missing key, 404.
+// bucketFront serves a store as the template's StaticDistribution serves the bucket (origin
+// access control, s3:ListBucket, the '+' rewriting, no function behind it): GET or HEAD of a key
+// answers the object with its stored Content-Type and Cache-Control; a missing key, the root and
+// anything under _mirror/, 404.
 type bucketFront struct {
 	URL string
 	st  store.Store
@@ -315,10 +316,10 @@ func (f *bucketFront) serve(w http.ResponseWriter, r *http.Request) int {
 		return fail(http.StatusMethodNotAllowed, "GET or HEAD")
 	}
 	// The key is the path as the go command sent it, '+' included (CloudFront sends it to S3 as
-	// %2B, which S3 decodes to the same key). The root, which S3 would answer with a listing,
-	// never reaches the bucket.
+	// %2B, which S3 decodes to the same key). The root, which S3 would answer with a listing, and
+	// the proxy's own records never reach the bucket.
 	key := strings.TrimPrefix(r.URL.Path, "/")
-	if key == "" {
+	if key == "" || strings.HasPrefix(key, "_mirror/") {
 		return fail(http.StatusNotFound, "no such key")
 	}
 	obj, err := f.st.Open(r.Context(), key)
