@@ -194,7 +194,7 @@ func (h *Handler) fill(ctx context.Context, x *exchange) error {
 	ch := h.fills.DoChan(req.Key, func() (any, error) {
 		h.inFlight.Add(1)
 		defer h.inFlight.Done()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		fctx, cancel := h.fillContext(ctx)
 		defer cancel()
 		select {
 		case h.fillSlots <- struct{}{}:
@@ -386,10 +386,23 @@ func checkGoMod(data []byte, path, version string) error {
 	return nil
 }
 
+// fillContext returns the context a fill runs on: not the request's, so that a client that gives
+// up does not fail the others waiting, but bounded by FillTimeout and ended by Abort.
+func (h *Handler) fillContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+	stop := context.AfterFunc(h.aborted, cancel)
+	return fctx, func() { stop(); cancel() }
+}
+
 // fillFailed answers a failed fill: 404 when the upstream has no such module or version, 502
-// for anything the upstream or the checksum database did wrong, never cached.
+// for anything the upstream or the checksum database did wrong, never cached; 503 with a
+// Retry-After when the host is shutting down (Abort).
 func (h *Handler) fillFailed(x *exchange, err error) {
 	switch {
+	case h.aborted.Err() != nil:
+		x.w.Header().Set("Retry-After", retryAfterShutdown)
+		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore,
+			fmt.Sprintf("%s: this proxy is shutting down; try again, or the next proxy", x.req.ModuleVersion()))
 	case upstream.IsNotFound(err):
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, err.Error())
 	case errors.Is(err, checksum.ErrMismatch):

@@ -292,7 +292,7 @@ func (h *Handler) refresh(ctx context.Context, up Upstream, key, copyKey string,
 			Reason: fmt.Sprintf("not found upstream (remembered for %s)", h.cfg.NotFoundFor)}
 	}
 	v, err, _ := h.fills.Do(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		fctx, cancel := h.fillContext(ctx)
 		defer cancel()
 		data, err := fetchSmall(fctx, up, key, limit)
 		if err == nil {

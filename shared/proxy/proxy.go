@@ -124,6 +124,9 @@ type Handler struct {
 	// Ps: a burst of fills leaves a P free for the requests that keep arriving.
 	hasher   *checksum.Hasher
 	inFlight sync.WaitGroup
+	// aborted ends every fill when a host gives up waiting for them (Abort).
+	aborted context.Context
+	abort   context.CancelFunc
 	// lineBuffers recycles the buffers request lines are built in.
 	lineBuffers *sync.Pool
 }
@@ -177,8 +180,18 @@ func New(c Config) (*Handler, error) {
 	for _, l := range c.PrivateGoSum {
 		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash
 	}
+	h.aborted, h.abort = context.WithCancel(context.Background())
 	return h, nil
 }
+
+// retryAfterShutdown is the Retry-After, in seconds, of an answer refused by a shutdown: about
+// as long as a restart takes.
+const retryAfterShutdown = "5"
+
+// Abort ends every fill in flight and every fill to come: a host calls it when a shutdown has
+// waited long enough. Each request waiting on a fill is answered 503 with a Retry-After, and each
+// fill removes what it had staged, storing nothing. Wait then returns once they have unwound.
+func (h *Handler) Abort() { h.abort() }
 
 // Wait blocks until every fill in flight has finished or ctx ends: a host calls it after its
 // server stopped accepting requests, so that a shutdown never abandons a fill half done.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -82,6 +83,7 @@ type Upstream struct {
 	mu       sync.Mutex
 	requests []string
 	tamper   map[string]func([]byte) []byte
+	stall    map[string]int64
 	delay    time.Duration
 }
 
@@ -123,6 +125,7 @@ func NewUpstream(tb testing.TB, o Options) *Upstream {
 		token:     o.Token,
 		mods:      make(map[string]*upModule),
 		tamper:    make(map[string]func([]byte) []byte),
+		stall:     make(map[string]int64),
 	}
 	add := func(v *upVersion, path string) {
 		um := u.mods[path]
@@ -282,6 +285,40 @@ func (u *Upstream) Tamper(path string, fn func([]byte) []byte) {
 	}
 }
 
+// Stall makes the upstream answer the URL path (as for Tamper) from now on with its full
+// headers and only its first after bytes, then send nothing more until the client goes away: a
+// body that stops half-way. A negative after restores it.
+func (u *Upstream) Stall(path string, after int64) {
+	path = "/" + strings.TrimPrefix(path, "/")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if after < 0 {
+		delete(u.stall, path)
+	} else {
+		u.stall[path] = after
+	}
+}
+
+// stallingWriter passes the first after bytes of a body on, then blocks until done is closed.
+type stallingWriter struct {
+	http.ResponseWriter
+	after int64
+	done  <-chan struct{}
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.after {
+		n, _ := w.ResponseWriter.Write(p[:w.after])
+		w.after -= int64(n)
+		http.NewResponseController(w.ResponseWriter).Flush()
+		<-w.done
+		return n, errors.New("testkit: stalled")
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.after -= int64(n)
+	return n, err
+}
+
 // Delay makes every later response wait d before it is written (0: no
 // delay). A request whose client goes away stops waiting.
 func (u *Upstream) Delay(d time.Duration) {
@@ -306,7 +343,11 @@ func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	u.requests = append(u.requests, r.URL.Path)
 	delay := u.delay
 	tamper := u.tamper[r.URL.Path]
+	stall, stalls := u.stall[r.URL.Path]
 	u.mu.Unlock()
+	if stalls {
+		w = &stallingWriter{ResponseWriter: w, after: stall, done: r.Context().Done()}
+	}
 
 	if delay > 0 {
 		t := time.NewTimer(delay)

@@ -28,6 +28,7 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultHeaderTimeout  = 30 * time.Second
 	DefaultTimeout        = 10 * time.Minute
+	DefaultIdleTimeout    = 30 * time.Second
 	DefaultAttempts       = 3
 	DefaultBaseBackoff    = 100 * time.Millisecond
 	DefaultUserAgent      = "modmirror"
@@ -44,6 +45,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// HeaderTimeout bounds the wait for response headers of one attempt. Default 30s.
 	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for each next byte of a body: an upstream that stops sending
+	// half-way is abandoned after it, long before Timeout. Default 30s.
+	IdleTimeout time.Duration
 	// Timeout bounds one whole request, retries and reading the body included. Default 10m
 	// (a large zip over a slow link). It spans every proxy of the list that Get consults.
 	Timeout time.Duration
@@ -188,6 +192,7 @@ type Client struct {
 	proxies     []entry
 	hc          *http.Client
 	headerTO    time.Duration
+	idleTO      time.Duration
 	timeout     time.Duration
 	attempts    int
 	baseBackoff time.Duration
@@ -203,6 +208,7 @@ func New(list string, o Options) (*Client, error) {
 	}
 	c := &Client{
 		headerTO:    orDefault(o.HeaderTimeout, DefaultHeaderTimeout),
+		idleTO:      orDefault(o.IdleTimeout, DefaultIdleTimeout),
 		timeout:     orDefault(o.Timeout, DefaultTimeout),
 		attempts:    o.Attempts,
 		baseBackoff: o.BaseBackoff,

@@ -425,6 +425,62 @@ func TestTotalTimeoutWhileReadingBody(t *testing.T) {
 	}
 }
 
+// TestIdleTimeout checks that a body that stops half-way is abandoned after IdleTimeout, long
+// before the total Timeout, while a slow body that keeps coming is not.
+func TestIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		gap := 20 * time.Millisecond // slow, but never idle for long
+		if strings.Contains(r.URL.Path, "stall") {
+			gap = time.Hour
+		}
+		for i := range 10 {
+			w.Write(bytes.Repeat([]byte{'x'}, 100))
+			w.(http.Flusher).Flush()
+			if i == 4 {
+				select {
+				case <-time.After(gap):
+				case <-r.Context().Done():
+					return
+				case <-release:
+					return
+				}
+			}
+		}
+	})
+	o := fastOptions()
+	o.IdleTimeout = 200 * time.Millisecond
+	o.Timeout = time.Minute
+	c := newClient(t, srv.URL, o)
+	for _, tt := range []struct {
+		path    string
+		wantErr bool
+	}{
+		{"example.com/slow/@v/v1.0.0.zip", false},
+		{"example.com/stall/@v/v1.0.0.zip", true},
+	} {
+		start := time.Now()
+		resp, err := c.Get(context.Background(), tt.path)
+		if err != nil {
+			t.Fatalf("Get %s: %v", tt.path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: reading took %v with a 200ms idle timeout", tt.path, d)
+		}
+		switch {
+		case tt.wantErr && (!errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "idle") || len(b) != 500):
+			t.Errorf("%s: read %d bytes, %v; want 500, then the idle timeout", tt.path, len(b), err)
+		case !tt.wantErr && (err != nil || len(b) != 1000):
+			t.Errorf("%s: read %d bytes, %v; want all 1000", tt.path, len(b), err)
+		}
+	}
+}
+
 // roundTripFunc is an http.RoundTripper.
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
