@@ -2,6 +2,7 @@ package goproxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,69 @@ func TestCachePolicy(t *testing.T) {
 		if got := r.ContentType(); got != tt.contentType {
 			t.Errorf("%s: Content-Type %q; want %q", tt.raw, got, tt.contentType)
 		}
+	}
+}
+
+// TestCacheControlValues checks the directives of each Cache-Control value: what changes is fresh
+// for ShortTTL and may be served stale while revalidating and, for at least a day, on an origin
+// error; what never changes is fresh for a year; a not-found answer is never served stale.
+func TestCacheControlValues(t *testing.T) {
+	directives := func(v string) map[string]string {
+		m := map[string]string{}
+		for _, d := range strings.Split(v, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+			if _, dup := m[name]; dup {
+				t.Errorf("%q: directive %s twice", v, name)
+			}
+			m[name] = value
+		}
+		return m
+	}
+	seconds := func(v, name string, m map[string]string) int {
+		s, ok := m[name]
+		if !ok {
+			t.Errorf("%q: no %s", v, name)
+			return 0
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			t.Errorf("%q: %s=%q is not a number of seconds", v, name, s)
+		}
+		return n
+	}
+
+	short := directives(CacheShort)
+	if _, ok := short["public"]; !ok || len(short) != 4 {
+		t.Errorf("CacheShort %q: want public, max-age, stale-while-revalidate and stale-if-error", CacheShort)
+	}
+	if n := seconds(CacheShort, "max-age", short); n != int(ShortTTL.Seconds()) {
+		t.Errorf("CacheShort max-age=%d; want ShortTTL (%v)", n, ShortTTL)
+	}
+	if n := seconds(CacheShort, "stale-while-revalidate", short); n <= 0 || n > int(ShortTTL.Seconds()) {
+		t.Errorf("CacheShort stale-while-revalidate=%d; want 1 to %v (a list at most twice ShortTTL old)", n, ShortTTL)
+	}
+	if n := seconds(CacheShort, "stale-if-error", short); n < 86400 {
+		t.Errorf("CacheShort stale-if-error=%d; want at least a day", n)
+	}
+
+	imm := directives(CacheImmutable)
+	if n := seconds(CacheImmutable, "max-age", imm); n != 31536000 {
+		t.Errorf("CacheImmutable max-age=%d; want a year", n)
+	}
+	if _, ok := imm["immutable"]; !ok {
+		t.Errorf("CacheImmutable %q is not immutable", CacheImmutable)
+	}
+	nf := directives(CacheNotFound)
+	if n := seconds(CacheNotFound, "max-age", nf); n != int(ShortTTL.Seconds()) {
+		t.Errorf("CacheNotFound max-age=%d; want ShortTTL", n)
+	}
+	for name := range nf {
+		if strings.HasPrefix(name, "stale-") {
+			t.Errorf("CacheNotFound %q: a missing module served stale would hide a new one", CacheNotFound)
+		}
+	}
+	if CacheNoStore != "no-store" {
+		t.Errorf("CacheNoStore = %q", CacheNoStore)
 	}
 }
 

@@ -470,7 +470,7 @@ func TestHTTPSemantics(t *testing.T) {
 		}
 	}
 	resp, list := e.get(t, "/example.com/lib/@v/list")
-	if resp.StatusCode != 200 || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+	if resp.StatusCode != 200 || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" || resp.Header.Get("Cache-Control") != "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400" {
 		t.Errorf("list = %d %q %q", resp.StatusCode, list, resp.Header.Get("Cache-Control"))
 	}
 	// The stored list holds only what the store holds, so the store stays a valid static GOPROXY.
@@ -483,7 +483,7 @@ func TestHTTPSemantics(t *testing.T) {
 		t.Errorf("@latest = %d %q; want v1.2.0", resp.StatusCode, latest)
 	}
 	resp, query := e.get(t, "/example.com/lib/@v/main.info")
-	if resp.StatusCode != 200 || !strings.Contains(string(query), `"v1.2.0"`) || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+	if resp.StatusCode != 200 || !strings.Contains(string(query), `"v1.2.0"`) || resp.Header.Get("Cache-Control") != "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400" {
 		t.Errorf("main.info = %d %q %q; want v1.2.0 with a short TTL", resp.StatusCode, query, resp.Header.Get("Cache-Control"))
 	}
 	if e.has(t, "example.com/lib/@v/main.info") {
