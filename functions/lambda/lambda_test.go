@@ -175,6 +175,8 @@ func TestGoCommandThroughFunction(t *testing.T) {
 	if out := g.MustRun(t.TempDir(), "list", "-m", "example.com/lib@latest"); strings.TrimSpace(out) != "example.com/lib v1.2.0" {
 		t.Errorf("lib@latest through the function = %q; want v1.2.0", out)
 	}
+	// A module with pseudo-versions only, whole: its @latest is kept for the static copy.
+	g.MustRun(t.TempDir(), "mod", "download", "example.com/pseudo@latest")
 
 	// A second client, the upstream gone: served from the bucket alone.
 	up.Stop()
@@ -228,6 +230,10 @@ func TestGoCommandThroughFunction(t *testing.T) {
 	g3.MustRun(client, "get", "example.com/lib@latest")
 	if out := g3.MustRun(client, "list", "-m", "example.com/lib"); strings.TrimSpace(out) != "example.com/lib v1.1.0" {
 		t.Errorf("lib@latest from the bucket alone = %q; want v1.1.0, the highest stored whole", out)
+	}
+	g3.MustRun(client, "get", "example.com/pseudo@latest")
+	if out := g3.MustRun(client, "list", "-m", "example.com/pseudo"); strings.TrimSpace(out) != "example.com/pseudo v0.0.0-20240102030405-abcdef123456" {
+		t.Errorf("pseudo@latest from the bucket alone = %q; want its only pseudo-version", out)
 	}
 	if out := g3.MustRun(client, "mod", "verify"); !strings.Contains(out, "all modules verified") {
 		t.Errorf("go mod verify of the new module from the bucket alone: %s", out)
