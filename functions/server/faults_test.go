@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modmirror/modmirror/shared/auth"
 	"github.com/modmirror/modmirror/shared/testkit"
 )
 
@@ -240,4 +242,58 @@ func getStatus(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestAbuseIsLoggedAndThrottled checks that every request, refused or not, has its one access-log
+// line with a cache field, that the rate limit answers 429 with a Retry-After, and that guessing
+// tokens is throttled after -auth-failures a minute with one security event, not one a request.
+func TestAbuseIsLoggedAndThrottled(t *testing.T) {
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t)})
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("ci "+auth.HashToken("right")+" public\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, serverBinary(t), nil, "-store", t.TempDir(), "-upstream", up.URL, "-sumdb", up.SumDBKey,
+		"-rate-limit", "50", "-rate-burst", "50", "-tokens", tokens, "-anonymous=false", "-auth-failures", "20")
+	const n = 300
+	statuses := map[int]int{}
+	for range n {
+		req, _ := http.NewRequest("GET", p.url+"/example.com/lib/@v/list", nil)
+		req.Header.Set("Authorization", "Bearer wrong")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("429 without a Retry-After")
+		}
+	}
+	if statuses[http.StatusUnauthorized] != 20 || statuses[http.StatusTooManyRequests] != n-20 {
+		t.Errorf("statuses for %d wrong tokens: %v; want 20 answered 401, the rest 429", n, statuses)
+	}
+	p.Stop()
+	var lines, withCache, events int
+	for _, line := range strings.Split(p.Output(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if rec["msg"] == "request" {
+			lines++
+			if _, ok := rec["cache"]; ok {
+				withCache++
+			}
+		}
+		if rec["event"] == "security" {
+			events++
+		}
+	}
+	if lines != n || withCache != n {
+		t.Errorf("%d request lines, %d with a cache field, for %d requests; want one each", lines, withCache, n)
+	}
+	if events < 1 || events > 2 {
+		t.Errorf("%d security events for one client guessing tokens in one window; want one (two if the window ended)", events)
+	}
 }

@@ -53,6 +53,7 @@ type options struct {
 	shutdownTimeout       time.Duration
 	rateLimit             float64
 	rateBurst, maxFills   int
+	authFailures          int
 	fillTimeout           time.Duration
 	maxRequestHeaderBytes int
 	readHeaderTimeout     time.Duration
@@ -72,6 +73,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and fills in flight")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each client address may make (0: no limit)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 200, "requests a client may make at once before -rate-limit applies")
+	fs.IntVar(&o.authFailures, "auth-failures", 20, "failed authentications a client address may make in a minute before it is answered 429 (negative: no limit)")
 	fs.IntVar(&o.maxFills, "max-fills", 32, "fills from the upstream running at once")
 	fs.DurationVar(&o.fillTimeout, "fill-timeout", 10*time.Minute, "how long one fill may take")
 	fs.IntVar(&o.maxRequestHeaderBytes, "max-header-bytes", 64<<10, "largest request header accepted")
@@ -159,13 +161,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.PublicURL != "" {
 		cfg.Redirect = redirectTo(o.PublicURL)
 	}
+	if o.rateLimit > 0 {
+		cfg.Admit = newRateLimiter(o.rateLimit, o.rateBurst, time.Now).admit
+	}
+	cfg.AuthFailures = o.authFailures
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return err
-	}
-	var handler http.Handler = h
-	if o.rateLimit > 0 {
-		handler = newRateLimiter(o.rateLimit, o.rateBurst, time.Now).wrap(handler)
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -173,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           proxy.WithHealth(handler),
+		Handler:           proxy.WithHealth(h),
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    o.maxRequestHeaderBytes,

@@ -215,7 +215,7 @@ func (h *Handler) fill(ctx context.Context, x *exchange) error {
 		switch {
 		case upstream.IsNotFound(err):
 			h.notFound.add(req.Key, h.cfg.NotFoundFor)
-		case err != nil && fctx.Err() == nil && h.cfg.RetryFailedAfter > 0:
+		case err != nil && h.cfg.RetryFailedAfter > 0 && isModulesOwn(fctx, err):
 			h.failed.put(req.Key, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err), h.cfg.RetryFailedAfter)
 		}
 		if err != nil {
@@ -392,6 +392,14 @@ func checkGoMod(data []byte, path, version string) error {
 		return fmt.Errorf("invalid .mod from upstream: its module line names %q, not %q", f.Module.Mod.Path, path)
 	}
 	return nil
+}
+
+// isModulesOwn reports whether a fill's error is about the module itself (the upstream's 5xx
+// for it, bad bytes, a verification failure), which is worth remembering briefly for that module
+// alone; not a timeout, a pause the upstream asked for, or a fill that was ended, after which the
+// next request tries again.
+func isModulesOwn(fctx context.Context, err error) bool {
+	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err)
 }
 
 func isRetryAfter(err error) bool {

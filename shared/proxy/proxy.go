@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,12 @@ type Config struct {
 
 	// Auth decides who may read what; nil lets anyone read public modules and nobody private ones.
 	Auth *auth.Authenticator
+	// AuthFailures is how many failed authentications a client address may make in a minute
+	// before it is answered 429 until the minute is over. Default 20; negative: no limit.
+	AuthFailures int
+	// Admit, if set, is asked about every request first (a host's rate limit): a Refusal is
+	// answered 429 with its Retry-After and reason, and logged as every request is.
+	Admit func(r *http.Request) *Refusal
 	// Private lists the private module path patterns (GOPRIVATE syntax). Private modules come
 	// only from PrivateUpstream (never from Upstream), skip the checksum database, are checked
 	// against PrivateGoSum where it has a line, and are served only to callers whose token has a
@@ -106,6 +113,8 @@ type Handler struct {
 	fills singleflight.Group
 	// notFound remembers upstream 404s (the negative cache).
 	notFound *expiringSet
+	// throttle limits failed authentications per client address.
+	throttle *authThrottle
 	// failed remembers, briefly, why an object's fill failed: requests for it meanwhile get the
 	// same answer without another upstream try, and no other module is affected.
 	failed *expiring[error]
@@ -161,6 +170,9 @@ func New(c Config) (*Handler, error) {
 	if c.RetryFailedAfter == 0 {
 		c.RetryFailedAfter = 5 * time.Second
 	}
+	if c.AuthFailures == 0 {
+		c.AuthFailures = 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -190,6 +202,9 @@ func New(c Config) (*Handler, error) {
 	}
 	for _, l := range c.PrivateGoSum {
 		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash
+	}
+	if c.AuthFailures > 0 {
+		h.throttle = newAuthThrottle(c.AuthFailures, time.Minute, c.Now, c.Logger)
 	}
 	h.aborted, h.abort = context.WithCancel(context.Background())
 	return h, nil
@@ -233,6 +248,7 @@ const (
 	cacheMiss   = "miss"   // filled from the upstream, then served
 	cacheStale  = "stale"  // the upstream failed; served the last stored copy
 	cacheBypass = "bypass" // passed through from the upstream, not stored
+	cacheNone   = "none"   // refused or failed before the store or the upstream was asked
 )
 
 // exchange is one request in flight: what it asks and what the log line will say about it.
@@ -268,6 +284,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(x *exchange) {
+	if h.cfg.Admit != nil {
+		if refusal := h.cfg.Admit(x.r); refusal != nil {
+			x.decision = decisionRateLimited
+			h.refuse(x, refusal.RetryAfter, refusal.Reason)
+			return
+		}
+	}
 	if x.r.URL.Path == WarmPath {
 		h.serveWarm(x)
 		return
@@ -329,6 +352,12 @@ func memoryKey(raw string) (string, bool) {
 		key = strings.ReplaceAll(key, "%21", "!")
 	}
 	return key, true
+}
+
+// refuse answers 429 with a Retry-After of wait, in whole seconds (at least one).
+func (h *Handler) refuse(x *exchange, wait time.Duration, reason string) {
+	x.w.Header().Set("Retry-After", strconv.Itoa(int(max(wait+time.Second-1, time.Second)/time.Second)))
+	h.fail(x, http.StatusTooManyRequests, goproxy.CacheNoStore, reason)
 }
 
 // fail answers an error with a text/plain reason for the go command to show.
