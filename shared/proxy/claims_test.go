@@ -107,8 +107,9 @@ func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, size in
 	return s.Store.Put(ctx, key, r, size, o)
 }
 
-// TestStoreFailures: a store that cannot be read answers 503 with the reason, and the process
-// keeps serving once it can be read again.
+// TestStoreFailures: a store that cannot be read answers 503 with the reason; one that cannot be
+// written fails the fill with 502 and leaves nothing, while stored objects are still served; and
+// the process serves again once the store is back.
 func TestStoreFailures(t *testing.T) {
 	fs := &failingStore{}
 	e := newEnv(t, envOptions{wrap: func(st store.Store) store.Store { fs.Store = st; return fs }})
@@ -123,7 +124,18 @@ func TestStoreFailures(t *testing.T) {
 			t.Errorf("GET %s from a store that cannot be read = %d %q %q; want 503 naming the error, no-store", path, resp.StatusCode, body, resp.Header.Get("Cache-Control"))
 		}
 	}
-	fs.open = false
+	fs.open, fs.put = false, true
+	resp, body := e.get(t, "/example.com/lib/@v/v1.2.0.zip")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "input/output error") {
+		t.Errorf("GET of a new object from a store that cannot be written = %d %q; want 502 naming the error", resp.StatusCode, body)
+	}
+	if resp, body := e.get(t, "/example.com/lib/@v/v1.0.0.mod"); resp.StatusCode != 200 {
+		t.Errorf("GET of a stored object while the store cannot be written = %d %q; want 200", resp.StatusCode, body)
+	}
+	fs.put = false
+	if e.has(t, "example.com/lib/@v/v1.2.0.zip") {
+		t.Error("a fill whose Put failed left an object")
+	}
 	if resp, body := e.get(t, "/example.com/lib/@v/v1.1.0.zip"); resp.StatusCode != 200 {
 		t.Errorf("GET once the store is back = %d %q; want 200", resp.StatusCode, body)
 	}
