@@ -95,23 +95,24 @@ func newHandler(getenv func(string) string, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	bucket := cloudflare.GetBinding(bucketBinding)
+	subs := &subrequests{}
+	bucket := subs.bucket(cloudflare.GetBinding(bucketBinding))
 	st, err := r2store.New(bucket, r2store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	transport := fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport
+	transport := subs.transport(fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport)
 	h, err := buildHandler(st, o, transport, logger)
 	if err != nil {
 		return nil, err
 	}
-	h = withRanges(h, st, logger)
+	h = withWarmBatches(withRanges(h, st, logger), warmBatch)
 	if c := newWorkersCache(); c != nil {
 		h = withEdgeCache(h, c, logger)
 	} else {
 		logger.Warn("no Cache API (caches.default): lists and @latest are not cached at the edge")
 	}
-	return withStoreAPI(h, bucket), nil
+	return withSubrequestLog(withStoreAPI(h, bucket), subs, logger), nil
 }
 
 // misconfigured answers every request with the configuration error, so that a deploy with a
