@@ -1,9 +1,9 @@
 // Command workers benchmarks the Cloudflare Worker against the self-hosted server on this
 // machine and prints a markdown table: the gzipped upload that `wrangler deploy --dry-run`
-// reports; the median latency and the CPU time per hit of a stored .mod, a stored small .zip and
-// a stored 16 MiB .zip served by the Worker under workerd (`wrangler dev --local`, local R2) and
-// by the server (directory store); and the CPU time of filling (fetching, verifying and storing)
-// a 36 MiB zip. Both fill from the same fixture upstream on 127.0.0.1 (in this process, so its
+// reports; the median latency and the CPU time per hit of a stored .mod, a stored small .zip, a
+// stored 16 MiB .zip and a list within 60 s of its fill, served by the Worker under workerd
+// (`wrangler dev --local`, local R2) and by the server (directory store); and the CPU time of
+// filling (fetching, verifying and storing) a 36 MiB zip. Both fill from the same fixture upstream on 127.0.0.1 (in this process, so its
 // CPU is in neither figure); hits are timed one request at a time over a keep-alive connection.
 //
 // CPU time is the user+system time of the serving processes from /proc/PID/stat, over all the
@@ -126,6 +126,8 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 			{"stored `.mod`", "/example.com/lib/@v/v1.1.0.mod", int64(len(lib.GoMod()))},
 			{fmt.Sprintf("stored `.zip` (%.1f KiB)", float64(len(lib.Zip()))/1024), "/example.com/lib/@v/v1.1.0.zip", int64(len(lib.Zip()))},
 			{fmt.Sprintf("stored `.zip` (%d MiB)", big.ZipSize>>20), "/example.com/big/@v/v1.0.0.zip", big.ZipSize},
+			// Within 60 s of its fill: the Worker's edge cache, the server's memory of what is fresh.
+			{"`@v/list` within 60 s", "/example.com/lib/@v/list", -1},
 		}
 
 		logf("wrangler dev --local")
@@ -140,6 +142,47 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
+
+		// The floor of this setup: a Worker that answers every request with "ok" at once, under
+		// the same wrangler dev, measured the same way. What a row costs above it is the Worker's.
+		logf("wrangler dev --local: the empty Worker")
+		fdir := filepath.Join(tmp, "floor")
+		if err := os.MkdirAll(fdir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(fdir, "floor.mjs"), []byte("export default { fetch() { return new Response(\"ok\"); } };\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(fdir, "wrangler.toml"), []byte("name = \"floor\"\nmain = \"floor.mjs\"\ncompatibility_date = \"2025-11-01\"\n"), 0o644); err != nil {
+			return err
+		}
+		fport, err := testkit.FreePort()
+		if err != nil {
+			return err
+		}
+		floorURL := fmt.Sprintf("http://127.0.0.1:%d", fport)
+		fproc, err := startProcess(ctx, tb, fdir, env, floorURL, wrangler, "dev", "--local", "--ip", "127.0.0.1",
+			"--port", strconv.Itoa(fport), "--persist-to", filepath.Join(tmp, "floor-state"), "--show-interactive-dev-session=false", "--log-level", "warn")
+		if err != nil {
+			return err
+		}
+		floorClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		fetch(ctx, floorClient, floorURL+"/", 2) // warm up
+		floorBefore, err := groupCPU(fproc.Pid(), "workerd")
+		if err != nil {
+			return err
+		}
+		for range n {
+			if _, err := fetch(ctx, floorClient, floorURL+"/", 2); err != nil {
+				return fmt.Errorf("the empty Worker: %w", err)
+			}
+		}
+		floorAfter, err := groupCPU(fproc.Pid(), "workerd")
+		if err != nil {
+			return err
+		}
+		floorCPU := (floorAfter - floorBefore) / time.Duration(n)
+		fproc.Stop()
 
 		logf("self-hosted server")
 		server := filepath.Join(tmp, "server")
@@ -244,9 +287,11 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 			fmt.Fprintf(stdout, "| CPU time per hit, %s | %s | %s | %s |\n", o.label, ms(cpus[w][o.label]), ms(cpus[s][o.label]), goal)
 		}
 		fmt.Fprintf(stdout, "| CPU time per fill of a %d MiB `.zip` (median of %d) | %s | %s | reported |\n", fillSize>>20, fillCount, ms(cpus[w]["fill"]), ms(cpus[s]["fill"]))
+		fmt.Fprintf(stdout, "| CPU time per request of an empty Worker (`new Response(\"ok\")`): the floor of wrangler dev's workerd | %s | n/a | context |\n", ms(floorCPU))
 		fmt.Fprintf(stdout, "\nLatency: one GET at a time over keep-alive on 127.0.0.1, whole body read, after a fill; "+
-			"%d requests per object (a tenth of that for the large zip). Under workerd every request starts a fresh Go "+
-			"instance of the wasm module, as on Cloudflare. CPU time: user+system time from /proc/PID/stat of the workerd "+
+			"%d requests per object (a tenth of that for the large zip). The Worker answers stored objects and "+
+			"edge-cached lists in its entry point (`modmirror.mjs`) without starting Go; a request that reaches Go starts "+
+			"a fresh Go instance of the wasm module, as on Cloudflare. CPU time: user+system time from /proc/PID/stat of the workerd "+
 			"processes (the Worker's runtime, local R2 included) or of the server, over a row's requests divided by their "+
 			"count; a fill is one GET of a module's `.zip` that nothing asked for before (fetch, verify against the checksum "+
 			"database, store, answer). wrangler's own Node process spent at most %s per hit besides.\n", n, ms(nodeCPU))
@@ -332,7 +377,8 @@ func procStat(pid int) (comm string, pgrp int, cpu time.Duration, err error) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-// fetch GETs url, reads the whole body, checks its size and returns how long it took.
+// fetch GETs url, reads the whole body, checks its size (unless negative) and returns how long
+// it took.
 func fetch(ctx context.Context, c *http.Client, url string, size int64) (time.Duration, error) {
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -349,7 +395,7 @@ func fetch(ctx context.Context, c *http.Client, url string, size int64) (time.Du
 	if err != nil {
 		return 0, err
 	}
-	if resp.StatusCode != http.StatusOK || got != size {
+	if resp.StatusCode != http.StatusOK || (size >= 0 && got != size) {
 		return 0, fmt.Errorf("%s: %d bytes; want 200 and %d bytes", resp.Status, got, size)
 	}
 	return d, nil
