@@ -34,8 +34,8 @@ import (
 
 	"golang.org/x/mod/module"
 
-	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/buildinfo"
+	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/mirror"
 	"github.com/modmirror/modmirror/shared/mirror/hybridsig"
