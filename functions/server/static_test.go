@@ -70,7 +70,7 @@ func TestStoreIsStaticFallback(t *testing.T) {
 			out, err := g.Run(t.TempDir(), "mod", "download", "example.com/lib@v1.0.0")
 			notFound := strings.Contains(out, "404 Not Found") || strings.Contains(out, "no such file") ||
 				strings.Contains(tc.proxy, "|") && strings.Contains(out, "connection refused")
-			if err == nil || !notFound || strings.Contains(out, "403") || strings.Contains(out, "SECURITY") {
+			if err == nil || !notFound || strings.Contains(out, "403 Forbidden") || strings.Contains(out, "SECURITY") {
 				t.Errorf("download of a version never filled: %v\n%s\nwant the go command's not-found", err, out)
 			}
 		})

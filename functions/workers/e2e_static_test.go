@@ -82,7 +82,7 @@ func TestWorkerStaticFallback(t *testing.T) {
 	// command reports the first proxy's refused connection: it ranks that above a 404.)
 	out2, err := g.Run(t.TempDir(), "mod", "download", "example.com/lib@v1.0.0")
 	notFound := strings.Contains(out2, "404 Not Found") || strings.Contains(out2, "connection refused")
-	if err == nil || !notFound || strings.Contains(out2, "403") || strings.Contains(out2, "SECURITY") {
+	if err == nil || !notFound || strings.Contains(out2, "403 Forbidden") || strings.Contains(out2, "SECURITY") {
 		t.Errorf("download of a version never filled: %v\n%s\nwant the go command's not-found", err, out2)
 	}
 	// The static server alone says 404 for it.
