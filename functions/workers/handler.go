@@ -19,7 +19,9 @@ func buildHandler(st store.Store, o *options, transport http.RoundTripper, logge
 	if err != nil {
 		return nil, err
 	}
-	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit} // no file system: every zip in memory
+	// No file system: a zip up to the limit is verified in memory; a larger one streams into an
+	// R2 multipart upload as it is verified (r2store is a store.StreamStager).
+	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit}
 	cfg.WarmInRequest = true
 	h, err := proxy.New(cfg)
 	if err != nil {

@@ -32,7 +32,7 @@ const bucketBinding = "MODULES"
 const memoryLimit = 96 << 20
 
 // memoryNotice is the wasm memory above which a request logs how much it used.
-const memoryNotice = 32 << 20
+const memoryNotice = 16 << 20
 
 func main() {
 	// Each request runs a fresh Go instance: setting up is per request, and cheap.
