@@ -322,6 +322,33 @@ func matchPath(pattern, path string) bool {
 	return regexp.MustCompile(re).MatchString(path)
 }
 
+func TestMatchPath(t *testing.T) {
+	tests := []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"*.zip", "/example.com/m/@v/v1.0.0.zip", true},
+		{"*.zip", "/example.com/m/@v/v1.0.0.ZIP", false},
+		{"*.zip", "/example.com/m/@v/v1.0.0.zip/x", false},
+		{"/sumdb/*", "/sumdb/s.example/lookup/example.com/m@v1.0.0", true},
+		{"sumdb/*", "/sumdb/s.example/latest", true},
+		{"/sumdb/*", "/SUMDB/s.example/latest", false},
+		{"/sumdb/*", "/x/sumdb/s.example/latest", false},
+		{"*/@v/v*.*.*.info", "/example.com/m/@v/v1.2.info", false},
+		{"*/@v/v*.*.*.info", "/example.com/m/@v/v1.2.3.info", true},
+		{"/a?c", "/abc", true},
+		{"/a?c", "/ac", false},
+		{"/a.c", "/abc", false},
+		{"/a+c", "/a+c", true},
+		{"/a+c", "/aac", false},
+	}
+	for _, tt := range tests {
+		if got := matchPath(tt.pattern, tt.path); got != tt.want {
+			t.Errorf("matchPath(%q, %q) = %t; want %t", tt.pattern, tt.path, got, tt.want)
+		}
+	}
+}
+
 // cachingDisabled is the id of CloudFront's managed CachingDisabled cache policy (every TTL 0,
 // nothing in the cache key).
 const cachingDisabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -463,24 +490,49 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 		}
 		return route{"default", get(dist, "DefaultCacheBehavior")}
 	}
-	// checkBucketFirst checks a behaviour that serves from the bucket and fails over to the
-	// function on 403 and 404, with '+' rewritten for S3.
-	checkBucketFirst := func(t *testing.T, b *yaml.Node) {
-		g := groups[str(b, "TargetOriginId")]
-		if g == nil {
-			t.Fatalf("targets %q, not an origin group", str(b, "TargetOriginId"))
+	// describe names where a behaviour sends a request: "bucket", "function" or "function,
+	// uncached" for an origin, "A, then B on CODES" for an origin group (A the primary, B what
+	// CloudFront fails over to on those status codes, in ascending order).
+	originName := func(id string, b *yaml.Node) string {
+		o := origins[id]
+		switch {
+		case isBucket(o):
+			return "bucket"
+		case isFunction(o):
+			if _, disabled := policy(b); disabled {
+				return "function, uncached"
+			}
+			return "function"
 		}
-		codes := []string{}
+		return fmt.Sprintf("origin %q", id)
+	}
+	describe := func(b *yaml.Node) string {
+		id := str(b, "TargetOriginId")
+		g := groups[id]
+		if g == nil {
+			return originName(id, b)
+		}
+		members := items(get(g, "Members", "Items"))
+		if len(members) != 2 || str(g, "Members", "Quantity") != "2" {
+			return fmt.Sprintf("origin group %q of %d members", id, len(members))
+		}
+		var codes []int
 		for _, c := range items(get(g, "FailoverCriteria", "StatusCodes", "Items")) {
-			codes = append(codes, c.Value)
+			var code int
+			fmt.Sscan(c.Value, &code)
+			codes = append(codes, code)
+		}
+		if str(g, "FailoverCriteria", "StatusCodes", "Quantity") != fmt.Sprint(len(codes)) {
+			return fmt.Sprintf("origin group %q whose Quantity is not its %d codes", id, len(codes))
 		}
 		slices.Sort(codes)
-		members := items(get(g, "Members", "Items"))
-		if !slices.Equal(codes, []string{"403", "404"}) || len(members) != 2 ||
-			!isBucket(origins[str(members[0], "OriginId")]) || !isFunction(origins[str(members[1], "OriginId")]) {
-			t.Errorf("origin group %s: failover on %v from %d members; want the bucket, then the function, on 403 and 404",
-				str(g, "Id"), codes, len(members))
-		}
+		return fmt.Sprintf("%s, then %s on %s", originName(str(members[0], "OriginId"), b),
+			originName(str(members[1], "OriginId"), b), strings.Trim(fmt.Sprint(codes), "[]"))
+	}
+	// checkBucketFirst checks a behaviour that serves from the bucket and fails over to the
+	// function: '+' rewritten for S3, and cached as long as the answer says (a year for what is
+	// immutable, no-store honoured).
+	checkBucketFirst := func(t *testing.T, b *yaml.Node) {
 		if viewerFunction(b) != "GetAtt:PlusRewriteFunction.FunctionARN" {
 			t.Errorf("no viewer-request association with PlusRewriteFunction")
 		}
@@ -489,14 +541,12 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 			t.Errorf("cache policy MinTTL %d MaxTTL %d; want 0 (no-store honoured) and a year", ttl(p, "MinTTL"), ttl(p, "MaxTTL"))
 		}
 	}
-	// checkFunction checks a behaviour that reaches the function only, with the caller's
-	// credentials (forward-auth and the origin request policy) and a cache that keeps nothing
-	// private: MinTTL 0 (Cache-Control private is honoured) and no credentials in the cache key,
-	// or no caching at all when uncached is set.
+	// checkFunction checks a behaviour that reaches the function (alone, or first), with the
+	// caller's credentials (forward-auth, which also rewrites '+' for a failover to S3, and the
+	// origin request policy) and a cache that keeps nothing private: MinTTL 0 (Cache-Control
+	// private is honoured) and no credentials in the cache key, or no caching at all when
+	// uncached is set.
 	checkFunction := func(t *testing.T, b *yaml.Node, uncached bool) {
-		if !isFunction(origins[str(b, "TargetOriginId")]) {
-			t.Errorf("targets %q, not the function's URL with origin access control", str(b, "TargetOriginId"))
-		}
 		p, disabled := policy(b)
 		switch {
 		case uncached && !disabled:
@@ -533,16 +583,28 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 	if got, want := len(behaviours(t, tm, dist, private)), len(behaviours(t, tm, dist, none))+2; got != want {
 		t.Errorf("%d behaviours with two private path patterns; want %d", got, want)
 	}
-	for _, b := range behaviours(t, tm, dist, none) {
-		if paramValue(tm, get(b, "PathPattern"), none) == "" {
-			t.Errorf("line %d: a behaviour without a path pattern when no private path pattern is set", b.Line)
+	for _, params := range []map[string]string{private, none} {
+		for _, b := range behaviours(t, tm, dist, params) {
+			if paramValue(tm, get(b, "PathPattern"), params) == "" {
+				t.Errorf("line %d: a behaviour without a path pattern", b.Line)
+			}
+			// CloudFront refuses an origin group on a behaviour that allows more than GET, HEAD
+			// and OPTIONS (failover is for reads only).
+			if groups[str(b, "TargetOriginId")] != nil {
+				for _, m := range items(get(b, "AllowedMethods")) {
+					if !slices.Contains([]string{"GET", "HEAD", "OPTIONS"}, m.Value) {
+						t.Errorf("line %d: behaviour on origin group %s allows %s", b.Line, str(b, "TargetOriginId"), m.Value)
+					}
+				}
+			}
 		}
 	}
 
 	const (
-		bucket   = "bucket then function"
-		function = "function"
-		uncached = "function, uncached"
+		bucketFirst   = "bucket, then function on 403 404"
+		functionFirst = "function, then bucket on 500 502 503 504"
+		function      = "function"
+		uncached      = "function, uncached"
 	)
 	tests := []struct {
 		path   string
@@ -550,24 +612,46 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 		want   string
 		post   bool // POST (and the other methods) allowed; else GET and HEAD only
 	}{
-		{"/example.com/lib/@v/v1.1.0.mod", private, bucket, false},
-		{"/example.com/lib/@v/v1.1.0.zip", private, bucket, false},
-		{"/example.com/lib/@v/v1.1.0.info", private, bucket, false},
-		{"/example.com/!upper/!mod/@v/v1.0.0.info", private, bucket, false},
-		{"/example.com/incompat/@v/v2.0.0+incompatible.info", private, bucket, false},
-		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", private, bucket, false},
-		{"/example.com/lib/@v/v1.2.3-rc.1.info", private, bucket, false},
-		{"/example.com/pseudo/@v/v0.0.0-20240102030405-abcdef123456.info", private, bucket, false},
-		{"/example.com/lib/@v/list", private, function, false},
-		{"/example.com/lib/@latest", private, function, false},
+		// Immutable module files: the bucket, then the function for what it does not hold.
+		{"/example.com/lib/@v/v1.1.0.mod", private, bucketFirst, false},
+		{"/example.com/lib/@v/v1.1.0.zip", private, bucketFirst, false},
+		{"/example.com/lib/@v/v1.1.0.info", private, bucketFirst, false},
+		{"/example.com/!upper/!mod/@v/v1.0.0.info", private, bucketFirst, false},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.info", private, bucketFirst, false},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", private, bucketFirst, false},
+		{"/example.com/lib/@v/v1.2.3-rc.1.info", private, bucketFirst, false},
+		{"/example.com/pseudo/@v/v0.0.0-20240102030405-abcdef123456.info", private, bucketFirst, false},
+		// Lists and @latest: the function, then the bucket's stored copy when it fails.
+		{"/example.com/lib/@v/list", private, functionFirst, false},
+		{"/example.com/!upper/!mod/@v/list", private, functionFirst, false},
+		{"/example.com/major/v2/@v/list", private, functionFirst, false},
+		{"/example.com/lib/@latest", private, functionFirst, false},
+		{"/example.com/!upper/!mod/@latest", private, functionFirst, false},
+		// Queries: the function alone (the bucket never holds their answers).
 		{"/example.com/lib/@v/main.info", private, function, false},
 		{"/example.com/lib/@v/v1.info", private, function, false},
 		{"/example.com/lib/@v/v1.2.info", private, function, false},
-		{"/sumdb/sum.example/supported", private, function, false},
-		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", private, function, false},
-		{"/sumdb/sum.example/lookup/corp.example.com/lib@v1.1.0", private, function, false},
-		{"/sumdb/sum.example/tile/8/0/000", private, function, false},
-		{"/sumdb/sum.example/latest", private, function, false},
+		// The checksum database: tiles are immutable (bucket first), the rest function first.
+		{"/sumdb/sum.example/supported", private, functionFirst, false},
+		{"/sumdb/sum.example/latest", private, functionFirst, false},
+		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", private, functionFirst, false},
+		{"/sumdb/sum.example/lookup/example.com/incompat@v2.0.0+incompatible", private, functionFirst, false},
+		{"/sumdb/sum.example/lookup/corp.example.com/lib@v1.1.0", private, functionFirst, false},
+		{"/sumdb/sum.example/tile/8/0/000", private, bucketFirst, false},
+		{"/sumdb/sum.example/tile/8/1/002.p/17", private, bucketFirst, false},
+		{"/sumdb/sum.example/tile/8/data/001", private, bucketFirst, false},
+		{"/sumdb/sum.example/tile/8/data/001.p/3", none, bucketFirst, false},
+		// '*' crosses '/': a lookup of a module with a "tile" element takes the tiles' route.
+		// Harmless: a lookup never changes once stored, and a missing one reaches the function.
+		{"/sumdb/sum.example/lookup/example.com/tile/x@v1.0.0", private, bucketFirst, false},
+		// Case-sensitive: an upper-case suffix is no module file (the go command never sends one).
+		{"/example.com/lib/@v/v1.1.0.ZIP", none, function, false},
+		{"/example.com/lib/@V/LIST", none, function, false},
+		{"/SUMDB/sum.example/supported", none, function, false},
+		// The function alone: health, and the bucket's root, which S3 would answer with a
+		// listing (CloudFront may list the bucket, so that a missing key is a 404).
+		{"/healthz", private, function, false},
+		{"/", none, function, false},
 		// Private module paths: the function only, whatever the file, never cached.
 		{"/corp.example.com/lib/@v/v1.1.0.zip", private, uncached, false},
 		{"/corp.example.com/lib/@v/v1.1.0.mod", private, uncached, false},
@@ -576,8 +660,9 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 		{"/corp.example.com/lib/@latest", private, uncached, false},
 		{"/git.internal/team/!tool/@v/v2.0.0+incompatible.zip", private, uncached, false},
 		// Without private path patterns, such a path is an ordinary one.
-		{"/corp.example.com/lib/@v/v1.1.0.zip", none, bucket, false},
-		{"/corp.example.com/lib/@v/list", none, function, false},
+		{"/corp.example.com/lib/@v/v1.1.0.zip", none, bucketFirst, false},
+		{"/corp.example.com/lib/@v/list", none, functionFirst, false},
+		{"/corp.example.com/lib/@latest", none, functionFirst, false},
 		// Warm: a POST, to the function only.
 		{"/_mirror/warm", private, uncached, true},
 		{"/_mirror/warm", none, uncached, true},
@@ -585,14 +670,7 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/private=%t", tt.path, tt.params["PrivatePathPattern1"] != ""), func(t *testing.T) {
 			r := routeOf(t, tt.path, tt.params)
-			got := function
-			if _, disabled := policy(r.behavior); disabled {
-				got = uncached
-			}
-			if groups[str(r.behavior, "TargetOriginId")] != nil {
-				got = bucket
-			}
-			if got != tt.want {
+			if got := describe(r.behavior); got != tt.want {
 				t.Fatalf("routed by %s to the %s; want the %s", r.name, got, tt.want)
 			}
 			var methods []string
@@ -607,7 +685,7 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 			if !slices.Equal(methods, want) {
 				t.Errorf("allows %v; want %v", methods, want)
 			}
-			if tt.want == bucket {
+			if tt.want == bucketFirst {
 				checkBucketFirst(t, r.behavior)
 			} else {
 				checkFunction(t, r.behavior, tt.want == uncached)
@@ -621,6 +699,124 @@ func TestTemplateCacheBehaviours(t *testing.T) {
 	}
 	if ref(get(tm.root, "Outputs", "GoProxyUrl", "Value")) != "Sub:https://${Distribution.DomainName}" {
 		t.Errorf("no GoProxyUrl output naming the distribution")
+	}
+}
+
+// TestStaticDistribution checks the second distribution, the bucket alone: every path of a
+// GOPROXY and a checksum database reaches the bucket (with '+' rewritten); private module paths,
+// /_mirror/*, the root and anything else reach the "nothing" origin, the bucket under a prefix
+// nothing is stored under, so they answer 404; no function, no origin group.
+func TestStaticDistribution(t *testing.T) {
+	tm := readTemplate(t)
+	dist := get(tm.resources["StaticDistribution"], "Properties", "DistributionConfig")
+	if dist == nil {
+		t.Fatal("no StaticDistribution")
+	}
+	if get(dist, "OriginGroups") != nil {
+		t.Errorf("the static distribution has origin groups")
+	}
+	origins := map[string]string{} // id → OriginPath
+	for _, o := range items(get(dist, "Origins")) {
+		oac := strings.TrimSuffix(strings.TrimPrefix(ref(get(o, "OriginAccessControlId")), "GetAtt:"), ".Id")
+		if ref(get(o, "DomainName")) != "GetAtt:ModuleBucket.RegionalDomainName" || get(o, "S3OriginConfig") == nil ||
+			str(tm.resources[oac], "Properties", "OriginAccessControlConfig", "OriginAccessControlOriginType") != "s3" {
+			t.Errorf("origin %s is not the bucket through origin access control", str(o, "Id"))
+		}
+		origins[str(o, "Id")] = str(o, "OriginPath")
+	}
+	const nothingPrefix = "/_mirror/nothing"
+	if len(origins) != 2 || origins["bucket"] != "" || origins["nothing"] != nothingPrefix {
+		t.Fatalf("origins %v; want bucket (no origin path) and nothing (%s)", origins, nothingPrefix)
+	}
+	// Nothing in the repository writes under the nothing origin's prefix.
+	root := ".."
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(data), strings.TrimPrefix(nothingPrefix, "/")) {
+				t.Errorf("%s names %s, the static distribution's empty prefix", path, nothingPrefix)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	route := func(path string, params map[string]string) (string, *yaml.Node) {
+		for _, b := range behaviours(t, tm, dist, params) {
+			if matchPath(paramValue(tm, get(b, "PathPattern"), params), path) {
+				return str(b, "TargetOriginId"), b
+			}
+		}
+		return str(dist, "DefaultCacheBehavior", "TargetOriginId"), get(dist, "DefaultCacheBehavior")
+	}
+	private := map[string]string{"PrivatePathPattern1": "/corp.example.com/*", "PrivatePathPattern2": "/git.internal/*"}
+	none := map[string]string{"PrivatePathPattern1": "", "PrivatePathPattern2": ""}
+	tests := []struct {
+		path   string
+		params map[string]string
+		want   string
+	}{
+		{"/example.com/lib/@v/list", private, "bucket"},
+		{"/example.com/lib/@latest", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.info", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.mod", private, "bucket"},
+		{"/example.com/lib/@v/v1.1.0.zip", private, "bucket"},
+		{"/example.com/incompat/@v/v2.0.0+incompatible.zip", private, "bucket"},
+		{"/sumdb/sum.example/supported", private, "bucket"},
+		{"/sumdb/sum.example/lookup/example.com/lib@v1.1.0", private, "bucket"},
+		{"/sumdb/sum.example/tile/8/0/000", private, "bucket"},
+		{"/sumdb/sum.example/tile/8/data/000.p/3", private, "bucket"},
+		{"/corp.example.com/lib/@v/v1.1.0.zip", private, "nothing"},
+		{"/corp.example.com/lib/@v/list", private, "nothing"},
+		{"/git.internal/x/@latest", private, "nothing"},
+		{"/corp.example.com/lib/@v/v1.1.0.zip", none, "bucket"},
+		{"/_mirror/upstream/example.com/lib/@v/list", none, "nothing"},
+		{"/_mirror/warm", private, "nothing"},
+		{"/", none, "nothing"},
+		{"/healthz", none, "nothing"},
+		{"/example.com/lib/@v/main.info", none, "nothing"},
+	}
+	for _, tt := range tests {
+		origin, b := route(tt.path, tt.params)
+		if origin != tt.want {
+			t.Errorf("%s (private=%t): reaches %s; want %s", tt.path, tt.params["PrivatePathPattern1"] != "", origin, tt.want)
+		}
+		var methods []string
+		for _, m := range items(get(b, "AllowedMethods")) {
+			methods = append(methods, m.Value)
+		}
+		if slices.Sort(methods); !slices.Equal(methods, []string{"GET", "HEAD"}) {
+			t.Errorf("%s: allows %v; want GET and HEAD", tt.path, methods)
+		}
+		assoc := items(get(b, "FunctionAssociations"))
+		rewrites := len(assoc) == 1 && ref(get(assoc[0], "FunctionARN")) == "GetAtt:PlusRewriteFunction.FunctionARN"
+		if origin == "bucket" && !rewrites {
+			t.Errorf("%s: reaches the bucket without PlusRewriteFunction", tt.path)
+		}
+		if name := strings.TrimPrefix(ref(get(b, "CachePolicyId")), "Ref:"); name != "ImmutableCachePolicy" {
+			t.Errorf("%s: cache policy %s; want ImmutableCachePolicy (each object's own Cache-Control, no-store honoured)", tt.path, name)
+		}
+	}
+	codes := map[string]bool{}
+	for _, e := range items(get(dist, "CustomErrorResponses")) {
+		codes[str(e, "ErrorCode")] = str(e, "ErrorCachingMinTTL") == "0"
+	}
+	if !codes["403"] || !codes["404"] {
+		t.Errorf("static distribution: 403 and 404 not left uncached: %v", codes)
+	}
+	if ref(get(tm.root, "Outputs", "StaticGoProxyUrl", "Value")) != "Sub:https://${StaticDistribution.DomainName}" {
+		t.Errorf("no StaticGoProxyUrl output naming the static distribution")
 	}
 }
 
@@ -696,14 +892,39 @@ func TestTemplateIAM(t *testing.T) {
 	if ref(get(bp, "Bucket")) != "Ref:ModuleBucket" {
 		t.Errorf("bucket policy is not on the bucket")
 	}
+	// The two distributions (the proxy's and the static one) may read objects, and list the
+	// bucket so that a missing key answers 404 rather than 403 (the go command takes only 404 and
+	// 410 for "not found"); nothing else may.
+	sourceArns := func(st *yaml.Node) []string {
+		var arns []string
+		for _, a := range items(get(st, "Condition", "StringEquals", "AWS:SourceArn")) {
+			arns = append(arns, ref(a))
+		}
+		return arns
+	}
+	bothDistributions := []string{thisDistribution,
+		"Sub:arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}"}
+	cloudFrontMay := map[string]string{
+		"s3:GetObject":  "Sub:${ModuleBucket.Arn}/*",
+		"s3:ListBucket": "GetAtt:ModuleBucket.Arn",
+	}
+	granted := map[string]bool{}
 	for _, st := range items(get(bp, "PolicyDocument", "Statement")) {
 		if str(st, "Effect") != "Allow" {
 			continue
 		}
-		if str(st, "Principal", "Service") != "cloudfront.amazonaws.com" || str(st, "Action") != "s3:GetObject" ||
-			ref(get(st, "Resource")) != "Sub:${ModuleBucket.Arn}/*" ||
-			ref(get(st, "Condition", "StringEquals", "AWS:SourceArn")) != thisDistribution {
-			t.Errorf("bucket policy allows more than this distribution's s3:GetObject")
+		action := str(st, "Action")
+		if str(st, "Principal", "Service") != "cloudfront.amazonaws.com" || cloudFrontMay[action] == "" ||
+			ref(get(st, "Resource")) != cloudFrontMay[action] || !slices.Equal(sourceArns(st), bothDistributions) {
+			t.Errorf("bucket policy statement %s allows more than the two distributions' s3:GetObject on the objects and s3:ListBucket on the bucket",
+				str(st, "Sid"))
+			continue
+		}
+		granted[action] = true
+	}
+	for action := range cloudFrontMay {
+		if !granted[action] {
+			t.Errorf("bucket policy does not grant the distributions %s", action)
 		}
 	}
 

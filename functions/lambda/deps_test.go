@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestDependencies checks DESIGN.md's linking rules with go list -deps: the Lambda binary links
-// no syumai/workers, and neither the Workers host nor the core (shared/, minus the cloud stores
-// and their openers) links the AWS SDK or aws-lambda-go.
+// TestDependencies checks the linking rules of docs/ARCHITECTURE.md with go list -deps: the
+// Lambda binary links no syumai/workers, and neither the Workers host nor the core (shared/,
+// minus the cloud stores and their openers) links the AWS SDK or aws-lambda-go.
 func TestDependencies(t *testing.T) {
 	tests := []struct {
 		name, pkg     string

@@ -2,12 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +23,7 @@ import (
 
 	"github.com/modmirror/modmirror/functions/lambda/lambdaemu"
 	"github.com/modmirror/modmirror/shared/auth"
+	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/s3store"
 	"github.com/modmirror/modmirror/shared/store/s3store/s3test"
 	"github.com/modmirror/modmirror/shared/testkit"
@@ -162,6 +171,13 @@ func TestGoCommandThroughFunction(t *testing.T) {
 		t.Errorf("spool directory holds %v (%v); want nothing left", ents, err)
 	}
 
+	// @latest through the function: the upstream's v1.2.0, whose .info alone is then fetched.
+	if out := g.MustRun(t.TempDir(), "list", "-m", "example.com/lib@latest"); strings.TrimSpace(out) != "example.com/lib v1.2.0" {
+		t.Errorf("lib@latest through the function = %q; want v1.2.0", out)
+	}
+	// A module with pseudo-versions only, whole: its @latest is kept for the static copy.
+	g.MustRun(t.TempDir(), "mod", "download", "example.com/pseudo@latest")
+
 	// A second client, the upstream gone: served from the bucket alone.
 	up.Stop()
 	g2 := testkit.NewGoEnv(t, fn.URL, up)
@@ -177,6 +193,210 @@ func TestGoCommandThroughFunction(t *testing.T) {
 	if errs := fn.Errors(); len(errs) > 0 {
 		t.Errorf("function reported errors: %q", errs)
 	}
+
+	// The function stopped too: the bucket alone, behind a plain static front (CloudFront over
+	// the bucket with origin access control and s3:ListBucket), is a GOPROXY and checksum
+	// database for a verifying go command. The stopped function's URL stays first in GOPROXY,
+	// as a client's line with '|' names it (docs/DEPLOY-AWS.md).
+	fn.Close()
+	front := startBucketFront(t, st)
+	dead := fn.URL
+	if resp, err := http.Get(dead + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the stopped function still answers %d", resp.StatusCode)
+	}
+	g3 := testkit.NewGoEnv(t, dead+"|"+front.URL, up)
+	g3.Set("GOSUMDB", up.SumDBKey)
+	staticProject := testkit.CopyProject(t)
+	g3.MustRun(staticProject, "mod", "download")
+	g3.MustRun(staticProject, "build", "-o", filepath.Join(t.TempDir(), "project"), ".")
+	if out := g3.MustRun(staticProject, "mod", "verify"); !strings.Contains(out, "all modules verified") {
+		t.Errorf("go mod verify from the bucket alone: %s", out)
+	}
+	g3.MustRun(t.TempDir(), "install", "example.com/tool/cmd/hello@v1.0.0")
+	if _, err := os.Stat(g3.Bin("hello")); err != nil {
+		t.Errorf("go install from the bucket alone: %v", err)
+	}
+	out = g3.MustRun(t.TempDir(), "mod", "download", "-json", "example.com/big@v1.0.0")
+	dl.Sum, dl.Error = "", ""
+	if err := json.Unmarshal([]byte(out), &dl); err != nil || dl.Sum != big.ZipHash {
+		t.Errorf("big module from the bucket alone: sum %q error %q (%v); want %s", dl.Sum, dl.Error, err, big.ZipHash)
+	}
+	// Lists and @latest from their stored copies: a new module requiring a stored one, resolved
+	// and verified through the checksum database's stored lookups and tiles. The list names
+	// only what the bucket can serve whole: v1.2.0, whose .info alone was fetched, is not in it.
+	client := t.TempDir()
+	g3.MustRun(client, "mod", "init", "example.com/client")
+	g3.MustRun(client, "get", "example.com/lib@latest")
+	if out := g3.MustRun(client, "list", "-m", "example.com/lib"); strings.TrimSpace(out) != "example.com/lib v1.1.0" {
+		t.Errorf("lib@latest from the bucket alone = %q; want v1.1.0, the highest stored whole", out)
+	}
+	g3.MustRun(client, "get", "example.com/pseudo@latest")
+	if out := g3.MustRun(client, "list", "-m", "example.com/pseudo"); strings.TrimSpace(out) != "example.com/pseudo v0.0.0-20240102030405-abcdef123456" {
+		t.Errorf("pseudo@latest from the bucket alone = %q; want its only pseudo-version", out)
+	}
+	if out := g3.MustRun(client, "mod", "verify"); !strings.Contains(out, "all modules verified") {
+		t.Errorf("go mod verify of the new module from the bucket alone: %s", out)
+	}
+	name := up.SumDBName
+	for _, prefix := range []string{"/sumdb/" + name + "/supported", "/sumdb/" + name + "/lookup/", "/sumdb/" + name + "/tile/"} {
+		if front.served(prefix, http.StatusOK) == 0 {
+			t.Errorf("the static front served nothing under %s: the checksum database was not read from the bucket", prefix)
+		}
+	}
+
+	// What was never filled fails at once, as not found: never a 403, never a hang. Through
+	// GOPROXY=dead|static the go command reports the first proxy's error (its most helpful, it
+	// judges) after the static front's 404; through the CloudFront URL alone, which fails over
+	// inside, it reports the 404.
+	for _, mv := range []string{"example.com/lib@v1.0.0", "example.com/never@v1.0.0"} {
+		if _, err := st.Stat(t.Context(), strings.Replace(mv, "@", "/@v/", 1)+".info"); err == nil {
+			t.Fatalf("%s is stored; the test needs a version never filled", mv)
+		}
+		for _, proxy := range []string{dead + "|" + front.URL, front.URL} {
+			g4 := testkit.NewGoEnv(t, proxy, up)
+			g4.Set("GOSUMDB", up.SumDBKey)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			cmd := exec.CommandContext(ctx, "go", "mod", "download", mv)
+			cmd.Dir, cmd.Env = t.TempDir(), g4.Env()
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			cancel()
+			elapsed := time.Since(start)
+			info := front.URL + "/" + strings.Replace(mv, "@", "/@v/", 1) + ".info"
+			switch {
+			case err == nil:
+				t.Errorf("GOPROXY=%s go mod download %s succeeded: %s", proxy, mv, out)
+			case elapsed > 30*time.Second:
+				t.Errorf("GOPROXY=%s go mod download %s took %v", proxy, mv, elapsed)
+			case regexp.MustCompile(`\b403\b`).Match(out): // not a port like :36403
+				t.Errorf("GOPROXY=%s go mod download %s: a 403: %s", proxy, mv, out)
+			case proxy == front.URL && !strings.Contains(string(out), "reading "+info+": 404 Not Found"):
+				t.Errorf("GOPROXY=%s go mod download %s = %s; want the go command's not-found message", proxy, mv, out)
+			}
+			t.Logf("GOPROXY=%s go mod download %s (%v): %s", proxy, mv, elapsed.Round(time.Millisecond), bytes.TrimSpace(out))
+		}
+	}
+	if bad := front.unexpected(); len(bad) > 0 {
+		t.Errorf("the static front answered other than 200 or 404: %q", bad)
+	}
+	t.Logf("the static front answered %d requests; the 404s: %q", front.count(), front.notFound())
+}
+
+// bucketFront serves a store as the template's StaticDistribution serves the bucket (origin
+// access control, s3:ListBucket, the '+' rewriting, no function behind it): GET or HEAD of a key
+// answers the object with its stored Content-Type and Cache-Control; a missing key, the root and
+// anything under _mirror/, 404.
+type bucketFront struct {
+	URL string
+	st  store.Store
+
+	mu   sync.Mutex
+	seen []string // "STATUS PATH", in order
+}
+
+// startBucketFront serves st on 127.0.0.1 until the test ends.
+func startBucketFront(t *testing.T, st store.Store) *bucketFront {
+	f := &bucketFront{st: st}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+func (f *bucketFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	status := f.serve(w, r)
+	f.mu.Lock()
+	f.seen = append(f.seen, fmt.Sprintf("%d %s", status, r.URL.Path))
+	f.mu.Unlock()
+}
+
+func (f *bucketFront) serve(w http.ResponseWriter, r *http.Request) int {
+	fail := func(status int, reason string) int {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintln(w, reason)
+		return status
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return fail(http.StatusMethodNotAllowed, "GET or HEAD")
+	}
+	// The key is the path as the go command sent it, '+' included (CloudFront sends it to S3 as
+	// %2B, which S3 decodes to the same key). The root, which S3 would answer with a listing, and
+	// the proxy's own records never reach the bucket.
+	key := strings.TrimPrefix(r.URL.Path, "/")
+	if key == "" || strings.HasPrefix(key, "_mirror/") {
+		return fail(http.StatusNotFound, "no such key")
+	}
+	obj, err := f.st.Open(r.Context(), key)
+	switch {
+	case errors.Is(err, store.ErrNotExist), errors.Is(err, store.ErrInvalidKey):
+		return fail(http.StatusNotFound, "no such key: "+key)
+	case err != nil:
+		return fail(http.StatusInternalServerError, err.Error())
+	}
+	defer obj.Close()
+	info := obj.Info()
+	h := w.Header()
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	h.Set("ETag", info.ETag)
+	if info.ContentType != "" {
+		h.Set("Content-Type", info.ContentType)
+	}
+	if info.CacheControl != "" {
+		h.Set("Cache-Control", info.CacheControl)
+	}
+	if r.Method == http.MethodHead {
+		return http.StatusOK
+	}
+	io.Copy(w, obj)
+	return http.StatusOK
+}
+
+// served counts the answers with status to paths under prefix.
+func (f *bucketFront) served(prefix string, status int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.seen {
+		if strings.HasPrefix(s, fmt.Sprintf("%d %s", status, prefix)) {
+			n++
+		}
+	}
+	return n
+}
+
+// count is the number of requests answered.
+func (f *bucketFront) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+// notFound lists the paths answered 404.
+func (f *bucketFront) notFound() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var paths []string
+	for _, s := range f.seen {
+		if p, ok := strings.CutPrefix(s, "404 "); ok {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// unexpected lists the answers other than 200 and 404.
+func (f *bucketFront) unexpected() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var bad []string
+	for _, s := range f.seen {
+		if !strings.HasPrefix(s, "200 ") && !strings.HasPrefix(s, "404 ") {
+			bad = append(bad, s)
+		}
+	}
+	return bad
 }
 
 // TestPrivateModules routes private modules to their own upstream, skipping the checksum

@@ -29,6 +29,7 @@ import (
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
 	"github.com/modmirror/modmirror/shared/store"
+	"github.com/modmirror/modmirror/shared/store/dirstore"
 	"github.com/modmirror/modmirror/shared/store/storeurl"
 	"github.com/modmirror/modmirror/shared/upstream"
 )
@@ -52,6 +53,7 @@ type options struct {
 	shutdownTimeout       time.Duration
 	rateLimit             float64
 	rateBurst, maxFills   int
+	authFailures          int
 	fillTimeout           time.Duration
 	maxRequestHeaderBytes int
 	readHeaderTimeout     time.Duration
@@ -71,6 +73,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and fills in flight")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "requests per second each client address may make (0: no limit)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 200, "requests a client may make at once before -rate-limit applies")
+	fs.IntVar(&o.authFailures, "auth-failures", 20, "failed authentications a client address may make in a minute before it is answered 429 (negative: no limit)")
 	fs.IntVar(&o.maxFills, "max-fills", 32, "fills from the upstream running at once")
 	fs.DurationVar(&o.fillTimeout, "fill-timeout", 10*time.Minute, "how long one fill may take")
 	fs.IntVar(&o.maxRequestHeaderBytes, "max-header-bytes", 64<<10, "largest request header accepted")
@@ -133,6 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	sweepStaged(ctx, st, logger)
 	// "direct" for private modules means their version control, through the go command.
 	direct := o.PrivateUpstream == "direct"
 	if direct {
@@ -157,13 +161,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.PublicURL != "" {
 		cfg.Redirect = redirectTo(o.PublicURL)
 	}
+	if o.rateLimit > 0 {
+		cfg.Admit = newRateLimiter(o.rateLimit, o.rateBurst, time.Now).admit
+	}
+	cfg.AuthFailures = o.authFailures
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return err
-	}
-	var handler http.Handler = h
-	if o.rateLimit > 0 {
-		handler = newRateLimiter(o.rateLimit, o.rateBurst, time.Now).wrap(handler)
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -171,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           proxy.WithHealth(handler),
+		Handler:           proxy.WithHealth(h),
 		ReadHeaderTimeout: o.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    o.maxRequestHeaderBytes,
@@ -198,18 +202,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "timeout", o.shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	return shutdown(srv, h, o.shutdownTimeout, logger)
+}
+
+// abandonGrace is how long a shutdown past its timeout waits for the fills it ended to unwind and
+// for their requests to be answered.
+const abandonGrace = 5 * time.Second
+
+// shutdown stops srv: no new connections, then up to timeout for the requests and the fills in
+// flight (fills outlive the requests that started them) to finish and store what they got. Past
+// it, the fills still running are ended (h.Abort): the requests waiting on them are answered 503
+// with a Retry-After and their staged bytes removed, so that nothing is left half done.
+func shutdown(srv *http.Server, h *proxy.Handler, timeout time.Duration, logger *slog.Logger) error {
+	logger.Info("shutting down", "timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	err := srv.Shutdown(ctx)
+	if err == nil {
+		err = h.Wait(ctx)
 	}
-	// Fills outlive the requests that started them; let them finish and store what they got.
-	if err := h.Wait(sctx); err != nil {
-		return fmt.Errorf("shutdown: fills still running: %w", err)
+	if err != nil {
+		logger.Warn("shutting down: ending the fills still running", "timeout", timeout.String(), "err", err)
+		h.Abort()
+		actx, acancel := context.WithTimeout(context.Background(), abandonGrace)
+		defer acancel()
+		if err := srv.Shutdown(actx); err != nil {
+			srv.Close()
+			return fmt.Errorf("shutdown: requests still running %s after the fills were ended: %w", abandonGrace, err)
+		}
+		if err := h.Wait(actx); err != nil {
+			return fmt.Errorf("shutdown: fills still running %s after they were ended: %w", abandonGrace, err)
+		}
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// sweeper is a store that can remove what fills of an earlier process left staged.
+type sweeper interface {
+	Sweep(ctx context.Context, now time.Time) (dirstore.Swept, error)
+}
+
+// sweepStaged removes the staged bytes of fills that no process will finish (a crash, a shutdown
+// that ended them), within a few seconds, and logs what it freed.
+func sweepStaged(ctx context.Context, st store.Store, logger *slog.Logger) {
+	sw, ok := st.(sweeper)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	swept, err := sw.Sweep(ctx, time.Now())
+	if err != nil {
+		logger.Warn("sweep staged files", "err", err)
+	}
+	if swept.Files > 0 {
+		logger.Info("removed staged files no fill will finish", "files", swept.Files, "bytes", swept.Bytes)
+	}
 }
 
 // redirectTo sends hits to base + "/" + key, with '+' escaped for an S3-backed CDN.

@@ -5,9 +5,10 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/modmirror/modmirror/shared/proxy"
 )
 
 // rateLimiter gives each client address a token bucket: rate requests a second, burst at once.
@@ -66,21 +67,17 @@ func (l *rateLimiter) sweep(now time.Time) {
 	}
 }
 
-func (l *rateLimiter) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		client, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			client = r.RemoteAddr
-		}
-		if ok, wait := l.allow(client); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusTooManyRequests)
-			fmt.Fprintf(w, "rate limit: %s may make %g requests a second; retry in %ds\n", client, l.rate, max(secs, 1))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// admit is proxy.Config.Admit: it refuses a client over its budget, saying when to come back.
+func (l *rateLimiter) admit(r *http.Request) *proxy.Refusal {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	ok, wait := l.allow(client)
+	if ok {
+		return nil
+	}
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	return &proxy.Refusal{RetryAfter: time.Duration(secs) * time.Second,
+		Reason: fmt.Sprintf("rate limit: %s may make %g requests a second; retry in %ds", client, l.rate, secs)}
 }

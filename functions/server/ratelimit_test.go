@@ -5,38 +5,37 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/modmirror/modmirror/shared/proxy"
 )
 
 func TestRateLimiter(t *testing.T) {
 	now := time.Unix(0, 0)
 	l := newRateLimiter(2, 3, func() time.Time { return now })
-	h := l.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	get := func(addr string) *httptest.ResponseRecorder {
+	get := func(addr string) *proxy.Refusal {
 		r := httptest.NewRequest(http.MethodGet, "/x", nil)
 		r.RemoteAddr = addr
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w
+		return l.admit(r)
 	}
 	steps := []struct {
 		advance time.Duration
 		addr    string
-		status  int
+		refused bool
 	}{
-		{0, "10.0.0.1:1000", 200}, {0, "10.0.0.1:1001", 200}, {0, "10.0.0.1:1002", 200}, // the burst
-		{0, "10.0.0.1:1003", 429},                      // over it, whatever the port
-		{0, "10.0.0.2:1000", 200},                      // another client is unaffected
-		{500 * time.Millisecond, "10.0.0.1:1004", 200}, // 2/s: one token after 0.5 s
-		{0, "10.0.0.1:1005", 429},
+		{0, "10.0.0.1:1000", false}, {0, "10.0.0.1:1001", false}, {0, "10.0.0.1:1002", false}, // the burst
+		{0, "10.0.0.1:1003", true},                       // over it, whatever the port
+		{0, "10.0.0.2:1000", false},                      // another client is unaffected
+		{500 * time.Millisecond, "10.0.0.1:1004", false}, // 2/s: one token after 0.5 s
+		{0, "10.0.0.1:1005", true},
 	}
 	for i, s := range steps {
 		now = now.Add(s.advance)
-		w := get(s.addr)
-		if w.Code != s.status {
-			t.Fatalf("step %d (%s): %d; want %d", i, s.addr, w.Code, s.status)
+		refusal := get(s.addr)
+		if (refusal != nil) != s.refused {
+			t.Fatalf("step %d (%s): refused %v; want %v", i, s.addr, refusal, s.refused)
 		}
-		if w.Code == 429 && (w.Header().Get("Retry-After") == "" || w.Body.Len() == 0) {
-			t.Fatalf("step %d: 429 without Retry-After or a reason", i)
+		if refusal != nil && (refusal.RetryAfter < time.Second || refusal.Reason == "") {
+			t.Fatalf("step %d: a refusal without a Retry-After or a reason: %+v", i, refusal)
 		}
 	}
 	now = now.Add(time.Hour)

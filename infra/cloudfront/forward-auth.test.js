@@ -10,14 +10,14 @@ const { code, load } = cloudFrontFunction('forward-auth.js');
 
 // event builds a viewer-request event as CloudFront passes it, with the given extra headers
 // (lowercase names, as CloudFront gives them).
-function event(method, headers) {
+function event(method, headers, uri) {
     return {
         version: '1.0',
         context: { eventType: 'viewer-request', distributionId: 'EDFDVBD6EXAMPLE', requestId: 'r' },
         viewer: { ip: '198.51.100.11' },
         request: {
             method: method,
-            uri: '/corp.example.com/m/@v/list',
+            uri: uri || '/corp.example.com/m/@v/list',
             querystring: { a: { value: 'x+y' } },
             headers: Object.assign({
                 host: { value: 'd111111abcdef8.cloudfront.net' },
@@ -29,8 +29,8 @@ function event(method, headers) {
 }
 
 // run calls the handler and checks that it returned the request itself with nothing changed but
-// the x-modmirror-authorization header. (Objects the sandbox creates have its prototypes, so
-// values are compared, not objects.)
+// the x-modmirror-authorization header and the URI. (Objects the sandbox creates have its
+// prototypes, so values are compared, not objects.)
 function run(ev) {
     const before = JSON.parse(JSON.stringify(ev.request));
     const got = load()(ev);
@@ -38,6 +38,8 @@ function run(ev) {
     const rest = JSON.parse(JSON.stringify(got));
     delete rest.headers['x-modmirror-authorization'];
     delete before.headers['x-modmirror-authorization'];
+    delete rest.uri;
+    delete before.uri;
     assert.deepStrictEqual(rest, before);
     return got;
 }
@@ -83,6 +85,28 @@ test('leaves an empty Authorization unchanged', () => {
     const got = run(event('GET', { authorization: { value: '' } }));
     assert.strictEqual(got.headers['x-modmirror-authorization'], undefined);
 });
+
+// The URI: '+' becomes %2B (what the S3 origin needs on failover and the function decodes), with
+// or without credentials; nothing else in it changes.
+const uris = [
+    ['/sumdb/sum.example/lookup/example.com/m@v2.0.0+incompatible', '/sumdb/sum.example/lookup/example.com/m@v2.0.0%2Bincompatible'],
+    ['/example.com/m/@v/v1.0.0-pre+a+b.info', '/example.com/m/@v/v1.0.0-pre%2Ba%2Bb.info'],
+    ['/example.com/m/@v/list', '/example.com/m/@v/list'],
+    ['/example.com/!upper/@latest', '/example.com/!upper/@latest'],
+    ['/sumdb/sum.example/lookup/example.com/m@v2.0.0%2Bincompatible', '/sumdb/sum.example/lookup/example.com/m@v2.0.0%2Bincompatible'],
+    ['/_mirror/warm', '/_mirror/warm'],
+    ['/', '/'],
+];
+
+for (const [uri, want] of uris) {
+    for (const headers of [{}, { authorization: { value: 'Bearer t' } }]) {
+        test(`rewrites ${uri} (${Object.keys(headers).length ? 'with' : 'without'} credentials)`, () => {
+            const got = run(event('GET', headers, uri));
+            assert.strictEqual(got.uri, want);
+            assert.strictEqual(got.headers['x-modmirror-authorization']?.value, headers.authorization?.value);
+        });
+    }
+}
 
 test('is a plain script, as cloudfront-js-2.0 runs it', () => {
     assert.doesNotMatch(code, /\b(require|import|export|module\.exports)\b/);

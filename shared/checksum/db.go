@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/modmirror/modmirror/shared/store"
@@ -89,6 +90,9 @@ type DB struct {
 
 	mu  sync.Mutex
 	cur *generation
+
+	// supportedStored: sumdb/<name>/supported is in the store.
+	supportedStored atomic.Bool
 }
 
 // generation is one sumdb.Client and what its operations observed.
@@ -329,8 +333,19 @@ func (d *DB) readObject(ctx context.Context, key string) ([]byte, store.Info, er
 }
 
 // writeCache stores an immutable checksum database object under key; an object already there is
-// fine (it was written by an identical verified fill).
+// fine (it was written by an identical verified fill). With the first lookup it stores
+// sumdb/<name>/supported too, which the go command asks a proxy for before it trusts it with the
+// database: the store served as plain files then proxies the database as the proxy does.
 func (d *DB) writeCache(ctx context.Context, key string, data []byte) {
+	if !d.supportedStored.Load() && strings.HasPrefix(key, d.prefix+"lookup/") {
+		_, err := d.st.Put(ctx, d.prefix+"supported", bytes.NewReader(nil), 0,
+			store.PutOptions{IfAbsent: true, ContentType: "text/plain; charset=utf-8"})
+		if err == nil || errors.Is(err, store.ErrExist) {
+			d.supportedStored.Store(true)
+		} else {
+			d.log.Warn("checksum database: storing supported failed", "database", d.name, "err", err)
+		}
+	}
 	ct := "application/octet-stream"
 	if strings.HasPrefix(key, d.prefix+"lookup/") || strings.HasPrefix(key, d.prefix+"tile/") && strings.Contains(key, "/data/") {
 		ct = "text/plain; charset=utf-8"
@@ -370,7 +385,43 @@ func (o *clientOps) ReadRemote(path string) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("checksum database %s: read %s: empty answer", d.name, path)
 	}
+	if strings.HasPrefix(path, "/lookup/") {
+		data = d.pinLookup(ctx, data)
+	}
 	return data, nil
+}
+
+// pinLookup issues a lookup answer again under the signed tree head the store keeps, when that
+// tree already holds the record, instead of the newer head the database signed it under.
+//
+// The go command reads the lookups it verifies from the store served as plain files (a static
+// fallback, a file:// mirror), with no database to ask: it takes the tree head of the first
+// lookup it reads as its own, proves each record from the tiles of its newest head, and proves
+// that each head extends the one before. With every lookup under a head of its own, as the
+// database serves them, that would take tiles of every head, which nobody fetched. Pinned, the
+// lookups stored at any time share one head, whose tiles the proxy's own proof of each record
+// stored; the head moves on only for a record logged after it, and the proof that the new head
+// extends the old is stored as it moves. A record proves the same under any signed head that
+// holds it, so this changes nothing a client can verify. A lookup that cannot be pinned is
+// returned as it came, and the sumdb client judges it.
+func (d *DB) pinLookup(ctx context.Context, data []byte) []byte {
+	id, text, signed, err := tlog.ParseRecord(data)
+	if err != nil {
+		return data
+	}
+	head, _, err := d.readObject(ctx, d.latestKey)
+	if err != nil || bytes.Equal(head, signed) {
+		return data
+	}
+	tree, err := d.openTree(head)
+	if err != nil || id >= tree.N {
+		return data
+	}
+	msg, err := tlog.FormatRecord(id, text)
+	if err != nil {
+		return data
+	}
+	return append(msg, head...)
 }
 
 // ReadConfig reads "key" (the verifier key) or "<name>/latest" (the signed tree head, empty when

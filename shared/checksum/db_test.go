@@ -300,6 +300,7 @@ func TestOffline(t *testing.T) {
 		"sumdb/" + dbName + "/lookup/example.com/!upper!case/!mod@v1.2.3-pre.1",
 		"sumdb/" + dbName + "/lookup/example.com/a@v1.0.0",
 		"sumdb/" + dbName + "/lookup/example.com/old@v2.0.0+incompatible",
+		"sumdb/" + dbName + "/supported",
 		"sumdb/" + dbName + "/tile/8/0/000.p/1",
 		"sumdb/" + dbName + "/tile/8/0/000.p/2",
 		"sumdb/" + dbName + "/tile/8/0/000.p/3",

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/modmirror/modmirror/shared/auth"
 	"github.com/modmirror/modmirror/shared/checksum"
@@ -18,8 +19,7 @@ import (
 	"github.com/modmirror/modmirror/shared/upstream"
 )
 
-// Settings are the proxy settings every host shares (DESIGN.md, "Defaults and configuration").
-// A host registers them on its FlagSet, applies the environment, resolves the go env defaults,
+// Settings are the proxy settings every host shares. A host registers them on its FlagSet, applies the environment, resolves the go env defaults,
 // and builds its proxy.Config with Proxy.
 type Settings struct {
 	Upstream        string // GOPROXY syntax
@@ -32,6 +32,8 @@ type Settings struct {
 	PrivateGoSum    string // a go.sum file private modules are checked against
 	Tokens          string // the token file: ID SHA256-OF-TOKEN SCOPES
 	Anonymous       bool   // public reads without a token
+	// UpstreamIdleTimeout abandons an upstream body that sends no byte for this long.
+	UpstreamIdleTimeout time.Duration
 }
 
 // Register defines the shared flags on fs.
@@ -46,6 +48,7 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.PrivateGoSum, "private-gosum", "", "a go.sum that private modules are checked against")
 	fs.StringVar(&s.Tokens, "tokens", "", "token file: one `ID SHA256-OF-TOKEN SCOPE[,SCOPE]` a line")
 	fs.BoolVar(&s.Anonymous, "anonymous", true, "allow public reads without a token")
+	fs.DurationVar(&s.UpstreamIdleTimeout, "upstream-idle-timeout", upstream.DefaultIdleTimeout, "abandon an upstream answer that sends no byte for this long")
 }
 
 // ResolveGoEnv fills the upstream, checksum database and private patterns left unset from
@@ -83,6 +86,9 @@ func (s *Settings) Proxy(ctx context.Context, st store.Store, logger *slog.Logge
 	cfg := proxy.Config{Store: st, Logger: logger}
 	if upOpts.Logger == nil {
 		upOpts.Logger = logger
+	}
+	if upOpts.IdleTimeout == 0 {
+		upOpts.IdleTimeout = s.UpstreamIdleTimeout
 	}
 	if !s.Offline {
 		if s.Upstream == "" {

@@ -144,10 +144,32 @@ func Parse(rawPath string) (Request, error) {
 		}
 		return Request{Kind: Query, Key: key, Path: mod, Version: ver}, nil
 	}
-	if err := module.Check(mod, ver); err != nil {
+	if err := checkModuleVersion(mod, ver); err != nil {
 		return Request{}, notFound("%v", err)
 	}
 	return Request{Kind: kind, Key: key, Path: mod, Version: ver}, nil
+}
+
+// checkModuleVersion reports whether version can exist for the module path at all, as the go
+// command decides: module.Check (a major version that matches the path's suffix), and
+// "+incompatible" only on a major version of 2 or more of a path without a major suffix. Such a
+// version is refused here rather than passed to the upstream.
+func checkModuleVersion(path, version string) error {
+	if err := module.Check(path, version); err != nil {
+		return err
+	}
+	if semver.Build(version) != "+incompatible" {
+		return nil
+	}
+	if _, pathMajor, _ := module.SplitPathVersion(path); pathMajor != "" {
+		return &module.InvalidVersionError{Version: version,
+			Err: fmt.Errorf("+incompatible suffix not allowed: module path includes a major version suffix %q", pathMajor)}
+	}
+	if major := semver.Major(version); major == "v0" || major == "v1" {
+		return &module.InvalidVersionError{Version: version,
+			Err: fmt.Errorf("+incompatible suffix not allowed: major version %s is compatible", major)}
+	}
+	return nil
 }
 
 // unescapeURLPath percent-decodes the path, refusing encoded slashes, NUL and other control

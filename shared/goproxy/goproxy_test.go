@@ -2,6 +2,7 @@ package goproxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -33,23 +34,28 @@ func TestParse(t *testing.T) {
 		{raw: "/example.com/m", status: 404},
 		{raw: "/example.com/m/@v/", status: 404},
 		{raw: "/example.com/m/@v/v1.0.0.tar", status: 404},
-		{raw: "/example.com/Upper/@v/list", status: 404},        // uppercase without !
-		{raw: "/example.com/m/@v/v1.0.zip", status: 404},        // non-canonical
-		{raw: "/example.com/m/@v/1.0.0.mod", status: 404},       // not semver
-		{raw: "/example.com/m/@v/v1.0.0+meta.mod", status: 404}, // build metadata
-		{raw: "/example.com/m/@v/v2.0.0.mod", status: 404},      // v2 without /v2 or +incompatible
-		{raw: "/example.com/m/v2/@v/v1.0.0.mod", status: 404},   // /v2 path, v1 version
-		{raw: "/example.com/m/@v/main.mod", status: 404},        // a query is only for .info
-		{raw: "/../../etc/passwd", status: 404},                 // traversal
-		{raw: "/example.com/m/@v/../../../x.zip", status: 404},  // traversal
-		{raw: "/%2e%2e/%2e%2e/etc/passwd", status: 404},         // encoded traversal
-		{raw: "/example.com%2fm/@v/list", status: 404},          // encoded slash
-		{raw: "/example.com/m/@v/v1.0.0%00.zip", status: 404},   // NUL
-		{raw: "/example.com/m/@v/v1.0.0.zip%", status: 404},     // malformed escape
-		{raw: "/example.com/m\\x/@v/list", status: 404},         // backslash
-		{raw: "/example.com//m/@v/list", status: 404},           // empty element
-		{raw: "/-bad.com/m/@v/list", status: 404},               // invalid path
-		{raw: "/example.com/m/@v/-x.info", status: 404},         // invalid query
+		{raw: "/example.com/Upper/@v/list", status: 404},                   // uppercase without !
+		{raw: "/example.com/m/@v/v1.0.zip", status: 404},                   // non-canonical
+		{raw: "/example.com/m/@v/1.0.0.mod", status: 404},                  // not semver
+		{raw: "/example.com/m/@v/v1.0.0+meta.mod", status: 404},            // build metadata
+		{raw: "/example.com/m/@v/v2.0.0.mod", status: 404},                 // v2 without /v2 or +incompatible
+		{raw: "/example.com/m/v2/@v/v1.0.0.mod", status: 404},              // /v2 path, v1 version
+		{raw: "/example.com/m/@v/v1.5.0+incompatible.info", status: 404},   // +incompatible below v2
+		{raw: "/example.com/m/@v/v0.1.0+incompatible.zip", status: 404},    // likewise
+		{raw: "/example.com/m/v3/@v/v3.0.0+incompatible.mod", status: 404}, // +incompatible on a /v3 path
+		{raw: "/gopkg.in/yaml.v2/@v/v2.0.0+incompatible.mod", status: 404}, // on a gopkg.in .v2 path
+		{raw: "/example.com/m/v2/@v/v3.0.0.mod", status: 404},              // major does not match the suffix
+		{raw: "/example.com/m/@v/main.mod", status: 404},                   // a query is only for .info
+		{raw: "/../../etc/passwd", status: 404},                            // traversal
+		{raw: "/example.com/m/@v/../../../x.zip", status: 404},             // traversal
+		{raw: "/%2e%2e/%2e%2e/etc/passwd", status: 404},                    // encoded traversal
+		{raw: "/example.com%2fm/@v/list", status: 404},                     // encoded slash
+		{raw: "/example.com/m/@v/v1.0.0%00.zip", status: 404},              // NUL
+		{raw: "/example.com/m/@v/v1.0.0.zip%", status: 404},                // malformed escape
+		{raw: "/example.com/m\\x/@v/list", status: 404},                    // backslash
+		{raw: "/example.com//m/@v/list", status: 404},                      // empty element
+		{raw: "/-bad.com/m/@v/list", status: 404},                          // invalid path
+		{raw: "/example.com/m/@v/-x.info", status: 404},                    // invalid query
 		{raw: "/" + strings.Repeat("a", 10000), status: http.StatusRequestURITooLong},
 	}
 	for _, tt := range tests {
@@ -104,6 +110,69 @@ func TestCachePolicy(t *testing.T) {
 		if got := r.ContentType(); got != tt.contentType {
 			t.Errorf("%s: Content-Type %q; want %q", tt.raw, got, tt.contentType)
 		}
+	}
+}
+
+// TestCacheControlValues checks the directives of each Cache-Control value: what changes is fresh
+// for ShortTTL and may be served stale while revalidating and, for at least a day, on an origin
+// error; what never changes is fresh for a year; a not-found answer is never served stale.
+func TestCacheControlValues(t *testing.T) {
+	directives := func(v string) map[string]string {
+		m := map[string]string{}
+		for _, d := range strings.Split(v, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+			if _, dup := m[name]; dup {
+				t.Errorf("%q: directive %s twice", v, name)
+			}
+			m[name] = value
+		}
+		return m
+	}
+	seconds := func(v, name string, m map[string]string) int {
+		s, ok := m[name]
+		if !ok {
+			t.Errorf("%q: no %s", v, name)
+			return 0
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			t.Errorf("%q: %s=%q is not a number of seconds", v, name, s)
+		}
+		return n
+	}
+
+	short := directives(CacheShort)
+	if _, ok := short["public"]; !ok || len(short) != 4 {
+		t.Errorf("CacheShort %q: want public, max-age, stale-while-revalidate and stale-if-error", CacheShort)
+	}
+	if n := seconds(CacheShort, "max-age", short); n != int(ShortTTL.Seconds()) {
+		t.Errorf("CacheShort max-age=%d; want ShortTTL (%v)", n, ShortTTL)
+	}
+	if n := seconds(CacheShort, "stale-while-revalidate", short); n <= 0 || n > int(ShortTTL.Seconds()) {
+		t.Errorf("CacheShort stale-while-revalidate=%d; want 1 to %v (a list at most twice ShortTTL old)", n, ShortTTL)
+	}
+	if n := seconds(CacheShort, "stale-if-error", short); n < 86400 {
+		t.Errorf("CacheShort stale-if-error=%d; want at least a day", n)
+	}
+
+	imm := directives(CacheImmutable)
+	if n := seconds(CacheImmutable, "max-age", imm); n != 31536000 {
+		t.Errorf("CacheImmutable max-age=%d; want a year", n)
+	}
+	if _, ok := imm["immutable"]; !ok {
+		t.Errorf("CacheImmutable %q is not immutable", CacheImmutable)
+	}
+	nf := directives(CacheNotFound)
+	if n := seconds(CacheNotFound, "max-age", nf); n != int(ShortTTL.Seconds()) {
+		t.Errorf("CacheNotFound max-age=%d; want ShortTTL", n)
+	}
+	for name := range nf {
+		if strings.HasPrefix(name, "stale-") {
+			t.Errorf("CacheNotFound %q: a missing module served stale would hide a new one", CacheNotFound)
+		}
+	}
+	if CacheNoStore != "no-store" {
+		t.Errorf("CacheNoStore = %q", CacheNoStore)
 	}
 }
 

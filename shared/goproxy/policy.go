@@ -6,9 +6,16 @@ import (
 )
 
 // Cache-Control values, as DESIGN.md sets them.
+//
+// CacheShort, for what changes (lists, @latest, queries, the checksum database's latest,
+// supported and partial tiles), is fresh for ShortTTL; a cache may then answer with its copy
+// for another minute while it asks again (stale-while-revalidate), and for a day when asking
+// fails (stale-if-error, RFC 5861): an edge in front of the mirror keeps answering lists and
+// @latest while the function is down. The stored copies carry the same value, so a static
+// front over the store (a bucket behind a CDN) serves them with it too.
 const (
 	CacheImmutable = "public, max-age=31536000, immutable"
-	CacheShort     = "public, max-age=60"
+	CacheShort     = "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400"
 	CacheNotFound  = "public, max-age=60"
 	CacheNoStore   = "no-store"
 )

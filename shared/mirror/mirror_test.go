@@ -143,7 +143,7 @@ func TestStagedZips(t *testing.T) {
 		return nil
 	})
 	for _, f := range files {
-		if strings.HasPrefix(f, ".") && f != ".dirstore-lock" {
+		if strings.HasPrefix(f, ".") && f != ".dirstore-lock" && !strings.HasSuffix(f, ".owner") {
 			t.Errorf("a temporary file is left: %s", f)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/module"
 
@@ -17,6 +18,8 @@ const (
 	decisionAllow           = "allow"
 	decisionNoCredentials   = "deny-unauthenticated"
 	decisionBadCredentials  = "deny-bad-credentials"
+	decisionThrottled       = "deny-throttled"
+	decisionRateLimited     = "deny-rate-limited"
 	decisionNoScope         = "deny-scope"
 	decisionPrivateToSumDB  = "deny-private-sumdb"
 	decisionPrivateNoSource = "allow-no-private-upstream"
@@ -25,8 +28,15 @@ const (
 // authorize identifies the caller, decides whether it may have what it asks for, and routes the
 // request to its upstream. It answers 401 or 403 itself and reports whether to go on.
 func (h *Handler) authorize(x *exchange) bool {
+	client := clientOf(x.r)
+	if wait := h.throttle.retryAfter(client); wait > 0 {
+		x.decision = decisionThrottled
+		h.refuse(x, wait, fmt.Sprintf("too many failed authentications from %s: try again in %s", client, wait.Round(time.Second)))
+		return false
+	}
 	caller, err := h.cfg.Auth.Identify(x.r)
 	if err != nil {
+		h.throttle.failed(client)
 		x.decision = decisionBadCredentials
 		h.challenge(x, "invalid credentials: the token matches none this proxy knows")
 		return false

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
 
@@ -64,6 +66,10 @@ func (h *Handler) serveImmutable(x *exchange) {
 	if h.notFound.has(x.req.Key) {
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound,
 			fmt.Sprintf("%s: not found upstream (remembered for %s)", x.req.ModuleVersion(), h.cfg.NotFoundFor))
+		return
+	}
+	if err, ok := h.failed.get(x.req.Key); ok {
+		h.fillFailed(x, fmt.Errorf("%w (failed %s ago or less; not tried again yet)", err, h.cfg.RetryFailedAfter))
 		return
 	}
 	start := time.Now()
@@ -193,7 +199,7 @@ func (h *Handler) fill(ctx context.Context, x *exchange) error {
 	ch := h.fills.DoChan(req.Key, func() (any, error) {
 		h.inFlight.Add(1)
 		defer h.inFlight.Done()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		fctx, cancel := h.fillContext(ctx)
 		defer cancel()
 		select {
 		case h.fillSlots <- struct{}{}:
@@ -206,8 +212,11 @@ func (h *Handler) fill(ctx context.Context, x *exchange) error {
 			return nil, nil
 		}
 		err := h.fillObject(fctx, req, up, private)
-		if upstream.IsNotFound(err) {
+		switch {
+		case upstream.IsNotFound(err):
 			h.notFound.add(req.Key, h.cfg.NotFoundFor)
+		case err != nil && h.cfg.RetryFailedAfter > 0 && isModulesOwn(fctx, err):
+			h.failed.put(req.Key, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err), h.cfg.RetryFailedAfter)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("fill %s: %w", req.ModuleVersion(), err)
@@ -247,6 +256,9 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 		if data, err = fetchSmall(ctx, up, req.Key, maxMod); err != nil {
 			return err
 		}
+		if err = checkGoMod(data, req.Path, req.Version); err != nil {
+			return err
+		}
 		if err = h.verify(ctx, req, private, true, checksum.HashMod(data)); err != nil {
 			return err
 		}
@@ -259,11 +271,7 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 	if err != nil {
 		return err
 	}
-	if goproxy.IsRelease(req.Version) {
-		if err := h.addToList(ctx, req.Path, req.Version); err != nil {
-			h.log.Warn("update list", "module", req.Path, "version", req.Version, "err", err)
-		}
-	}
+	h.recordWhole(ctx, req)
 	return nil
 }
 
@@ -371,10 +379,58 @@ func checkInfo(data []byte, version string) error {
 	return nil
 }
 
+// checkGoMod checks a .mod answer as the go command will read it: a go.mod file that parses, whose
+// module line names the requested path. With the checksum database on, a wrong file fails its
+// hash anyway; with it off (or for a private module without a go.sum line) this is what keeps a
+// file that is no go.mod out of the store, where it would be served as immutable.
+func checkGoMod(data []byte, path, version string) error {
+	f, err := modfile.ParseLax(path+"@"+version+".mod", data, nil)
+	if err != nil {
+		return fmt.Errorf("invalid .mod from upstream: %w", err)
+	}
+	if f.Module == nil {
+		return errors.New("invalid .mod from upstream: no module line")
+	}
+	if f.Module.Mod.Path != path {
+		return fmt.Errorf("invalid .mod from upstream: its module line names %q, not %q", f.Module.Mod.Path, path)
+	}
+	return nil
+}
+
+// isModulesOwn reports whether a fill's error is about the module itself (the upstream's 5xx
+// for it, bad bytes, a verification failure), which is worth remembering briefly for that module
+// alone; not a timeout, a pause the upstream asked for, or a fill that was ended, after which the
+// next request tries again.
+func isModulesOwn(fctx context.Context, err error) bool {
+	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err)
+}
+
+func isRetryAfter(err error) bool {
+	_, ok := upstream.RetryAfter(err)
+	return ok
+}
+
+// fillContext returns the context a fill runs on: not the request's, so that a client that gives
+// up does not fail the others waiting, but bounded by FillTimeout and ended by Abort.
+func (h *Handler) fillContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+	stop := context.AfterFunc(h.aborted, cancel)
+	return fctx, func() { stop(); cancel() }
+}
+
 // fillFailed answers a failed fill: 404 when the upstream has no such module or version, 502
-// for anything the upstream or the checksum database did wrong, never cached.
+// for anything the upstream or the checksum database did wrong, never cached; 503 with a
+// Retry-After when the host is shutting down (Abort).
 func (h *Handler) fillFailed(x *exchange, err error) {
 	switch {
+	case h.aborted.Err() != nil:
+		x.w.Header().Set("Retry-After", retryAfterShutdown)
+		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore,
+			fmt.Sprintf("%s: this proxy is shutting down; try again, or the next proxy", x.req.ModuleVersion()))
+	case isRetryAfter(err):
+		wait, _ := upstream.RetryAfter(err)
+		x.w.Header().Set("Retry-After", strconv.Itoa(int(max(wait.Round(time.Second), time.Second)/time.Second)))
+		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore, err.Error())
 	case upstream.IsNotFound(err):
 		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, err.Error())
 	case errors.Is(err, checksum.ErrMismatch):

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/modfile"
+
 	"github.com/modmirror/modmirror/shared/goproxy"
 	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/store/memstore"
@@ -79,8 +81,8 @@ func TestExpiringSet(t *testing.T) {
 	s.add("c", time.Minute)
 	s.add("d", time.Minute)
 	s.add("e", time.Minute) // over the bound: the set empties rather than grows
-	if len(s.expires) > 3 {
-		t.Fatalf("set holds %d keys; bound is 3", len(s.expires))
+	if len(s.entries) > 3 {
+		t.Fatalf("set holds %d keys; bound is 3", len(s.entries))
 	}
 	if !s.has("e") {
 		t.Fatal("the newest key was dropped")
@@ -255,5 +257,33 @@ func TestAppendMillis(t *testing.T) {
 		if got := string(appendMillis(nil, us)); got != want {
 			t.Errorf("appendMillis(%d) = %q, want %q", us, got, want)
 		}
+	}
+}
+
+func TestPreferredVersion(t *testing.T) {
+	retract := func(low, high string) *modfile.Retract {
+		return &modfile.Retract{VersionInterval: modfile.VersionInterval{Low: low, High: high}}
+	}
+	tests := []struct {
+		name      string
+		versions  []string
+		retracted []*modfile.Retract
+		want      string
+	}{
+		{"none", nil, nil, ""},
+		{"highest release", []string{"v1.0.0", "v1.1.0", "v1.2.0"}, nil, "v1.2.0"},
+		{"release over a higher pre-release", []string{"v1.0.0", "v1.1.0", "v2.0.0-rc.1+incompatible", "v1.2.0-beta.1"}, nil, "v1.1.0"},
+		{"pre-release when there is no release", []string{"v0.1.0-alpha", "v0.2.0-beta"}, nil, "v0.2.0-beta"},
+		{"retracted release skipped", []string{"v1.0.0", "v1.1.0", "v1.2.0"}, []*modfile.Retract{retract("v1.2.0", "v1.2.0")}, "v1.1.0"},
+		{"retracted range skipped", []string{"v1.0.0", "v1.1.0", "v1.2.0"}, []*modfile.Retract{retract("v1.1.0", "v1.3.0")}, "v1.0.0"},
+		{"all releases retracted: a pre-release", []string{"v1.0.0-rc.1", "v1.0.0"}, []*modfile.Retract{retract("v1.0.0", "v1.0.0")}, "v1.0.0-rc.1"},
+		{"everything retracted", []string{"v1.0.0"}, []*modfile.Retract{retract("v0.0.0", "v9.0.0")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := preferredVersion(tt.versions, tt.retracted); got != tt.want {
+				t.Errorf("preferredVersion(%q) = %q; want %q", tt.versions, got, tt.want)
+			}
+		})
 	}
 }

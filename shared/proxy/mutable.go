@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 
@@ -89,7 +91,7 @@ func (h *Handler) serveVersions(x *exchange, a, b []string, known bool) {
 }
 
 // serveLatest answers <module>/@latest from the upstream (fresh for FreshFor), else from the
-// last upstream answer, else from the highest release the store holds.
+// last upstream answer, else from what the store holds (heldLatest).
 func (h *Handler) serveLatest(x *exchange) {
 	ctx := x.r.Context()
 	copyKey := upstreamCopyPrefix + x.req.Key
@@ -106,6 +108,7 @@ func (h *Handler) serveLatest(x *exchange) {
 		x.upstream = time.Since(start)
 		if err == nil {
 			x.cache = cacheMiss
+			h.keepLatestIfWhole(ctx, x.req.Key, data)
 			h.serveBytes(x, data, goproxy.CacheShort)
 			return
 		}
@@ -121,23 +124,105 @@ func (h *Handler) serveLatest(x *exchange) {
 		}
 		defer func() { x.cache = cacheStale }()
 	}
-	// Offline, or the upstream failed with nothing to fall back on: the store's own latest.
-	held, err := h.readVersions(ctx, strings.TrimSuffix(x.req.Key, "@latest")+"@v/list")
-	if err != nil {
+	// Offline, or the upstream failed with nothing to fall back on: what the store holds.
+	x.cache = cacheHit
+	data, err := h.heldLatest(ctx, x.req)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, fmt.Sprintf("%s: no version in this mirror", x.req.Path))
+	case err != nil:
 		h.storeFailed(x, err)
+	default:
+		h.serveBytes(x, data, goproxy.CacheShort)
+	}
+}
+
+// keepLatestIfWhole stores an upstream @latest answer under the module's own @latest key (see
+// recordWhole) when the store already holds the version it names whole.
+func (h *Handler) keepLatestIfWhole(ctx context.Context, latestKey string, data []byte) {
+	var info infoJSON
+	if json.Unmarshal(data, &info) != nil {
 		return
+	}
+	ev, err := module.EscapeVersion(info.Version)
+	if err != nil {
+		return
+	}
+	if h.holdsWhole(ctx, strings.TrimSuffix(latestKey, "@latest")+"@v/"+ev, "") {
+		h.putLatest(ctx, latestKey, data)
+	}
+}
+
+// heldLatest answers @latest from the store alone, as the go command would choose from the stored
+// list: the highest release, else the highest pre-release, skipping the versions that the
+// go.mod of the highest one retracts (unless that leaves none); with no listed version, the
+// stored @latest answer (a module with pseudo-versions only). Nothing to answer with is
+// store.ErrNotExist.
+func (h *Handler) heldLatest(ctx context.Context, req goproxy.Request) ([]byte, error) {
+	moduleKey := strings.TrimSuffix(req.Key, "@latest")
+	held, err := h.readVersions(ctx, moduleKey+"@v/list")
+	if err != nil {
+		return nil, err
 	}
 	if len(held) == 0 {
-		h.fail(x, http.StatusNotFound, goproxy.CacheNotFound, fmt.Sprintf("%s: no release in this mirror", x.req.Path))
-		return
+		data, _, err := store.ReadAll(ctx, h.cfg.Store, req.Key, maxInfo)
+		return data, err
 	}
-	x.cache = cacheHit
-	latest := held[len(held)-1]
-	data, _, err := store.ReadAll(ctx, h.cfg.Store, infoKey(x.req.Path, latest), maxInfo)
+	var retractions []*modfile.Retract
+	if top := preferredVersion(held, nil); top != "" {
+		retractions = h.retractions(ctx, req.Path, top)
+	}
+	latest := preferredVersion(held, retractions)
+	if latest == "" {
+		latest = preferredVersion(held, nil)
+	}
+	data, _, err := store.ReadAll(ctx, h.cfg.Store, infoKey(req.Path, latest), maxInfo)
 	if err != nil {
 		data, _ = json.Marshal(infoJSON{Version: latest})
 	}
-	h.serveBytes(x, data, goproxy.CacheShort)
+	return data, nil
+}
+
+// retractions reads the retract directives of path@version's stored go.mod; none if it cannot.
+func (h *Handler) retractions(ctx context.Context, path, version string) []*modfile.Retract {
+	key := strings.TrimSuffix(infoKey(path, version), ".info") + ".mod"
+	data, _, err := store.ReadAll(ctx, h.cfg.Store, key, maxMod)
+	if err != nil {
+		return nil
+	}
+	f, err := modfile.ParseLax(key, data, nil)
+	if err != nil {
+		return nil
+	}
+	return f.Retract
+}
+
+// preferredVersion returns the version the go command's @latest picks from versions (sorted): the
+// highest release, else the highest pre-release, leaving out those retracted; "" if none is left.
+func preferredVersion(versions []string, retracted []*modfile.Retract) string {
+	best := ""
+	for _, v := range slices.Backward(versions) {
+		if isRetracted(v, retracted) {
+			continue
+		}
+		if semver.Prerelease(v) == "" {
+			return v
+		}
+		if best == "" {
+			best = v
+		}
+	}
+	return best
+}
+
+// isRetracted reports whether a retract directive covers v.
+func isRetracted(v string, retracted []*modfile.Retract) bool {
+	for _, r := range retracted {
+		if semver.Compare(r.Low, v) <= 0 && semver.Compare(v, r.High) <= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // serveQuery passes a non-canonical .info query (a branch, a tag prefix) to the upstream. The
@@ -207,7 +292,7 @@ func (h *Handler) refresh(ctx context.Context, up Upstream, key, copyKey string,
 			Reason: fmt.Sprintf("not found upstream (remembered for %s)", h.cfg.NotFoundFor)}
 	}
 	v, err, _ := h.fills.Do(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.FillTimeout)
+		fctx, cancel := h.fillContext(ctx)
 		defer cancel()
 		data, err := fetchSmall(fctx, up, key, limit)
 		if err == nil {

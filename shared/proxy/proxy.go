@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,10 @@ type Config struct {
 	NotFoundFor time.Duration
 	// FillTimeout bounds one fill, whoever waits for it. Default 10 minutes.
 	FillTimeout time.Duration
+	// RetryFailedAfter is how long a failed fill's error (other than not found) is the answer for
+	// that object without another upstream try: a burst of requests for a module the upstream
+	// fails on costs one try. Default 5s; negative: every request tries again.
+	RetryFailedAfter time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
 	// Redirect, if set, lets a host answer a request for an immutable object (.info, .mod,
@@ -70,6 +75,12 @@ type Config struct {
 
 	// Auth decides who may read what; nil lets anyone read public modules and nobody private ones.
 	Auth *auth.Authenticator
+	// AuthFailures is how many failed authentications a client address may make in a minute
+	// before it is answered 429 until the minute is over. Default 20; negative: no limit.
+	AuthFailures int
+	// Admit, if set, is asked about every request first (a host's rate limit): a Refusal is
+	// answered 429 with its Retry-After and reason, and logged as every request is.
+	Admit func(r *http.Request) *Refusal
 	// Private lists the private module path patterns (GOPRIVATE syntax). Private modules come
 	// only from PrivateUpstream (never from Upstream), skip the checksum database, are checked
 	// against PrivateGoSum where it has a line, and are served only to callers whose token has a
@@ -102,6 +113,11 @@ type Handler struct {
 	fills singleflight.Group
 	// notFound remembers upstream 404s (the negative cache).
 	notFound *expiringSet
+	// throttle limits failed authentications per client address.
+	throttle *authThrottle
+	// failed remembers, briefly, why an object's fill failed: requests for it meanwhile get the
+	// same answer without another upstream try, and no other module is affected.
+	failed *expiring[error]
 	// fresh remembers which lists and @latest answers were fetched from the upstream recently.
 	fresh *expiringSet
 	// prefetched remembers the objects whose followers were prefetched already.
@@ -124,6 +140,9 @@ type Handler struct {
 	// Ps: a burst of fills leaves a P free for the requests that keep arriving.
 	hasher   *checksum.Hasher
 	inFlight sync.WaitGroup
+	// aborted ends every fill when a host gives up waiting for them (Abort).
+	aborted context.Context
+	abort   context.CancelFunc
 	// lineBuffers recycles the buffers request lines are built in.
 	lineBuffers *sync.Pool
 }
@@ -148,6 +167,12 @@ func New(c Config) (*Handler, error) {
 	if c.FillTimeout <= 0 {
 		c.FillTimeout = 10 * time.Minute
 	}
+	if c.RetryFailedAfter == 0 {
+		c.RetryFailedAfter = 5 * time.Second
+	}
+	if c.AuthFailures == 0 {
+		c.AuthFailures = 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -164,6 +189,7 @@ func New(c Config) (*Handler, error) {
 		cfg:           c,
 		log:           c.Logger,
 		notFound:      newExpiringSet(10000, c.Now),
+		failed:        newExpiring[error](10000, c.Now),
 		fresh:         newExpiringSet(10000, c.Now),
 		listed:        newExpiringSet(100000, c.Now),
 		prefetched:    newExpiringSet(100000, c.Now),
@@ -177,8 +203,21 @@ func New(c Config) (*Handler, error) {
 	for _, l := range c.PrivateGoSum {
 		h.privateSums[sumKey(l.Path, l.Version, l.GoMod)] = l.Hash
 	}
+	if c.AuthFailures > 0 {
+		h.throttle = newAuthThrottle(c.AuthFailures, time.Minute, c.Now, c.Logger)
+	}
+	h.aborted, h.abort = context.WithCancel(context.Background())
 	return h, nil
 }
+
+// retryAfterShutdown is the Retry-After, in seconds, of an answer refused by a shutdown: about
+// as long as a restart takes.
+const retryAfterShutdown = "5"
+
+// Abort ends every fill in flight and every fill to come: a host calls it when a shutdown has
+// waited long enough. Each request waiting on a fill is answered 503 with a Retry-After, and each
+// fill removes what it had staged, storing nothing. Wait then returns once they have unwound.
+func (h *Handler) Abort() { h.abort() }
 
 // Wait blocks until every fill in flight has finished or ctx ends: a host calls it after its
 // server stopped accepting requests, so that a shutdown never abandons a fill half done.
@@ -209,6 +248,7 @@ const (
 	cacheMiss   = "miss"   // filled from the upstream, then served
 	cacheStale  = "stale"  // the upstream failed; served the last stored copy
 	cacheBypass = "bypass" // passed through from the upstream, not stored
+	cacheNone   = "none"   // refused or failed before the store or the upstream was asked
 )
 
 // exchange is one request in flight: what it asks and what the log line will say about it.
@@ -244,6 +284,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(x *exchange) {
+	if h.cfg.Admit != nil {
+		if refusal := h.cfg.Admit(x.r); refusal != nil {
+			x.decision = decisionRateLimited
+			h.refuse(x, refusal.RetryAfter, refusal.Reason)
+			return
+		}
+	}
 	if x.r.URL.Path == WarmPath {
 		h.serveWarm(x)
 		return
@@ -305,6 +352,12 @@ func memoryKey(raw string) (string, bool) {
 		key = strings.ReplaceAll(key, "%21", "!")
 	}
 	return key, true
+}
+
+// refuse answers 429 with a Retry-After of wait, in whole seconds (at least one).
+func (h *Handler) refuse(x *exchange, wait time.Duration, reason string) {
+	x.w.Header().Set("Retry-After", strconv.Itoa(int(max(wait+time.Second-1, time.Second)/time.Second)))
+	h.fail(x, http.StatusTooManyRequests, goproxy.CacheNoStore, reason)
 }
 
 // fail answers an error with a text/plain reason for the go command to show.

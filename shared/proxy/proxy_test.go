@@ -54,6 +54,12 @@ type envOptions struct {
 	wrap func(store.Store) store.Store
 	// memoryCache is Config.MemoryCache.
 	memoryCache int64
+	// sumdbOff runs without a checksum database (-sumdb off).
+	sumdbOff bool
+	// now is Config.Now; retryFailedAfter is Config.RetryFailedAfter (default: off, so that a
+	// test that restores the upstream can try again at once).
+	now              func() time.Time
+	retryFailedAfter time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -78,7 +84,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		memory = 0
 	}
 	cfg := proxy.Config{Store: st, Logger: logger, FreshFor: o.fresh, Spool: spool.Options{Dir: t.TempDir(), MemoryMax: memory},
-		Redirect: o.redirect, Prefetch: o.prefetch, MemoryCache: o.memoryCache}
+		Redirect: o.redirect, Prefetch: o.prefetch, MemoryCache: o.memoryCache, Now: o.now, RetryFailedAfter: o.retryFailedAfter}
+	if cfg.RetryFailedAfter == 0 {
+		cfg.RetryFailedAfter = -1
+	}
 	if o.wrap != nil {
 		cfg.Store = o.wrap(st)
 	}
@@ -92,8 +101,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		cfg.Upstream = up
 		dbc.Remote = config.SumDBRemote(up, db, upstream.Options{})
 	}
-	if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
-		t.Fatal(err)
+	if !o.sumdbOff {
+		if cfg.Checksums, err = checksum.NewDB(dbc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := proxy.New(cfg)
 	if err != nil {
@@ -260,14 +271,19 @@ func testTamperedUpstreamRefused(t *testing.T, staged bool, tests []tamperCase) 
 	if resp, body := e.get(t, "/example.com/lib/@v/v1.0.0.zip"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the tamper ended: %d %q", resp.StatusCode, body)
 	}
-	// Nothing of the refused zips is left, not even a staged file (in the root, where a Put
-	// in flight from the background work of a fill has no temporary file).
+	// Nothing of the refused zips is left, not even a staged file, once the background work of
+	// the fills (whose Puts in flight have temporary files in the root too) is done.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := e.h.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := os.ReadDir(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range entries {
-		if strings.HasPrefix(d.Name(), ".") && d.Name() != ".dirstore-lock" {
+		if strings.HasPrefix(d.Name(), ".") && d.Name() != ".dirstore-lock" && !strings.HasSuffix(d.Name(), ".owner") {
 			t.Errorf("a temporary file is left: %s", d.Name())
 		}
 	}
@@ -448,8 +464,13 @@ func TestHTTPSemantics(t *testing.T) {
 		t.Errorf("HEAD = %d length %d; want 200 and %d", head.StatusCode, head.ContentLength, len(full))
 	}
 
+	for _, ext := range []string{".info", ".mod"} { // the version is listed once it is whole
+		if resp, _ := e.get(t, strings.TrimSuffix(zip, ".zip")+ext); resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", ext, resp.StatusCode)
+		}
+	}
 	resp, list := e.get(t, "/example.com/lib/@v/list")
-	if resp.StatusCode != 200 || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+	if resp.StatusCode != 200 || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" || resp.Header.Get("Cache-Control") != "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400" {
 		t.Errorf("list = %d %q %q", resp.StatusCode, list, resp.Header.Get("Cache-Control"))
 	}
 	// The stored list holds only what the store holds, so the store stays a valid static GOPROXY.
@@ -462,7 +483,7 @@ func TestHTTPSemantics(t *testing.T) {
 		t.Errorf("@latest = %d %q; want v1.2.0", resp.StatusCode, latest)
 	}
 	resp, query := e.get(t, "/example.com/lib/@v/main.info")
-	if resp.StatusCode != 200 || !strings.Contains(string(query), `"v1.2.0"`) || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+	if resp.StatusCode != 200 || !strings.Contains(string(query), `"v1.2.0"`) || resp.Header.Get("Cache-Control") != "public, max-age=60, stale-while-revalidate=60, stale-if-error=86400" {
 		t.Errorf("main.info = %d %q %q; want v1.2.0 with a short TTL", resp.StatusCode, query, resp.Header.Get("Cache-Control"))
 	}
 	if e.has(t, "example.com/lib/@v/main.info") {

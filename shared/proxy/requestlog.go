@@ -40,6 +40,8 @@ func (x *exchange) requestFields(took time.Duration, f []requestField) []request
 	num("duration_ms", fieldMillis, took.Microseconds())
 	if x.cache != "" {
 		str("cache", x.cache)
+	} else {
+		str("cache", cacheNone)
 	}
 	if x.upstream > 0 {
 		num("upstream_ms", fieldMillis, x.upstream.Microseconds())

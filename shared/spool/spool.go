@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -115,11 +116,20 @@ func (b *budgeted) Close() error {
 	return err
 }
 
-// NewTemp returns a spool in a new temporary file in dir, removed on Close.
+// NewTemp returns a spool in a new temporary file in dir. Where the system lets an open file be
+// removed (all but Windows), its name is removed at once: whatever ends the process, a crash or a
+// timed-out Lambda invocation, nothing is left in dir. Elsewhere it is removed on Close.
 func NewTemp(dir string) (File, error) {
 	f, err := os.CreateTemp(dir, "modmirror-spool-*")
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if runtime.GOOS != "windows" {
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		return f, nil
 	}
 	return removeOnClose{f}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -188,5 +189,29 @@ func TestCopyTo(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 		t.Fatalf("files left after Close and a failed copy: %q", left)
+	}
+}
+
+// TestNewTempHasNoName checks that a temporary spool leaves nothing in its directory even while
+// it is open, so that a process killed mid-fill leaves nothing behind.
+func TestNewTempHasNoName(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows cannot remove an open file; the spool is removed on Close there")
+	}
+	dir := t.TempDir()
+	f, err := NewTemp(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("content")); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("an open spool is visible in its directory: %q", left)
+	}
+	buf := make([]byte, 7)
+	if _, err := f.ReadAt(buf, 0); err != nil || string(buf) != "content" {
+		t.Errorf("ReadAt = %q, %v", buf, err)
 	}
 }

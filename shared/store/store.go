@@ -1,6 +1,6 @@
 // Package store defines where modmirror keeps objects: a flat namespace of slash-separated keys,
-// each key exactly the URL path the go command requests (see DESIGN.md, "The one idea"), so that
-// whatever a Store holds is itself a static GOPROXY.
+// each key exactly the URL path the go command requests, so that whatever a Store holds is
+// itself a static GOPROXY.
 //
 // Implementations live beside this package (dirstore, memstore, and the cloud stores); storetest
 // holds the conformance suite every one of them passes.

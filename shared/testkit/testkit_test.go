@@ -3,6 +3,7 @@ package testkit_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -260,6 +261,34 @@ func TestUpstreamProtocol(t *testing.T) {
 		t.Errorf("delayed request took %v", d)
 	}
 	up.Delay(0)
+
+	// Stall: the headers and the first bytes, then nothing until the client goes away.
+	up.Stall(zipPath, 10)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+zipPath, nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cancel()
+	if len(partial) != 10 || err == nil || resp.ContentLength != int64(len(lib12.Zip())) {
+		t.Errorf("stalled body: %d bytes of %d announced, %v; want 10, then the client's timeout", len(partial), resp.ContentLength, err)
+	}
+	up.Stall(zipPath, -1)
+
+	// FailWith: every path under a prefix answers the status, with a Retry-After if given.
+	up.FailWith("/example.com/lib/", http.StatusTooManyRequests, "7")
+	if resp, err := http.Get(up.URL + "/example.com/lib/@v/list"); err != nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("FailWith 429: %v %v; want 429 with Retry-After 7", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	up.FailWith("/example.com/lib/", 0, "")
+	if _, _, body := get(t, up.URL+zipPath); body != string(lib12.Zip()) {
+		t.Errorf("after FailWith was lifted: zip differs")
+	}
 
 	// Stop: connections are refused.
 	up.Stop()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -82,7 +83,15 @@ type Upstream struct {
 	mu       sync.Mutex
 	requests []string
 	tamper   map[string]func([]byte) []byte
+	stall    map[string]int64
+	failing  map[string]failure
 	delay    time.Duration
+}
+
+// failure is how the upstream answers the paths under a prefix given to FailWith.
+type failure struct {
+	status     int
+	retryAfter string
 }
 
 // upModule is everything the upstream serves for one module path.
@@ -123,6 +132,8 @@ func NewUpstream(tb testing.TB, o Options) *Upstream {
 		token:     o.Token,
 		mods:      make(map[string]*upModule),
 		tamper:    make(map[string]func([]byte) []byte),
+		stall:     make(map[string]int64),
+		failing:   make(map[string]failure),
 	}
 	add := func(v *upVersion, path string) {
 		um := u.mods[path]
@@ -282,6 +293,54 @@ func (u *Upstream) Tamper(path string, fn func([]byte) []byte) {
 	}
 }
 
+// FailWith makes the upstream answer every path under prefix ("/example.com/lib/" for all of a
+// module) with status and a text/plain reason from now on, with a Retry-After header if
+// retryAfter is not empty. A status of 0 restores the paths.
+func (u *Upstream) FailWith(prefix string, status int, retryAfter string) {
+	prefix = "/" + strings.TrimPrefix(prefix, "/")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if status == 0 {
+		delete(u.failing, prefix)
+	} else {
+		u.failing[prefix] = failure{status, retryAfter}
+	}
+}
+
+// Stall makes the upstream answer the URL path (as for Tamper) from now on with its full
+// headers and only its first after bytes, then send nothing more until the client goes away: a
+// body that stops half-way. A negative after restores it.
+func (u *Upstream) Stall(path string, after int64) {
+	path = "/" + strings.TrimPrefix(path, "/")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if after < 0 {
+		delete(u.stall, path)
+	} else {
+		u.stall[path] = after
+	}
+}
+
+// stallingWriter passes the first after bytes of a body on, then blocks until done is closed.
+type stallingWriter struct {
+	http.ResponseWriter
+	after int64
+	done  <-chan struct{}
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.after {
+		n, _ := w.ResponseWriter.Write(p[:w.after])
+		w.after -= int64(n)
+		http.NewResponseController(w.ResponseWriter).Flush()
+		<-w.done
+		return n, errors.New("testkit: stalled")
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.after -= int64(n)
+	return n, err
+}
+
 // Delay makes every later response wait d before it is written (0: no
 // delay). A request whose client goes away stops waiting.
 func (u *Upstream) Delay(d time.Duration) {
@@ -306,7 +365,24 @@ func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	u.requests = append(u.requests, r.URL.Path)
 	delay := u.delay
 	tamper := u.tamper[r.URL.Path]
+	stall, stalls := u.stall[r.URL.Path]
+	var fail *failure
+	for prefix, f := range u.failing {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			fail = &f
+		}
+	}
 	u.mu.Unlock()
+	if fail != nil {
+		if fail.retryAfter != "" {
+			w.Header().Set("Retry-After", fail.retryAfter)
+		}
+		http.Error(w, fmt.Sprintf("testkit: failing %s with %d", r.URL.Path, fail.status), fail.status)
+		return
+	}
+	if stalls {
+		w = &stallingWriter{ResponseWriter: w, after: stall, done: r.Context().Done()}
+	}
 
 	if delay > 0 {
 		t := time.NewTimer(delay)

@@ -12,19 +12,28 @@ const (
 )
 
 // breaker stops a client from queueing requests behind a proxy that keeps failing. After
-// `failures` consecutive failed requests (each already retried) it opens: requests to that proxy
-// fail at once, or fall through to the next entry after '|'. After the cooldown it lets one
-// request through (half-open); its success closes the breaker, its failure opens it again.
+// `failures` consecutive failed requests (each already retried) about at least minModules
+// different modules, it opens: requests to that proxy fail at once, or fall through to the next
+// entry after '|'. After the cooldown it lets one request through (half-open); its success closes
+// the breaker, its failure opens it again.
+//
+// Failures about one module say nothing about the proxy: a module whose every version answers
+// 500 must not stop the fills of all the others, however often it is asked for.
 type breaker struct {
 	failures int
 	cooldown time.Duration
 	now      func() time.Time
 
 	mu        sync.Mutex
-	failed    int       // consecutive failures
-	openUntil time.Time // zero while closed
-	probing   bool      // a half-open probe is in flight
+	failed    int             // consecutive failures
+	modules   map[string]bool // the modules they were about, up to minModules of them
+	openUntil time.Time       // zero while closed
+	probing   bool            // a half-open probe is in flight
 }
+
+// minModules is how many different modules a breaker's consecutive failures must be about before
+// it opens (fewer if failures is smaller).
+const minModules = 3
 
 func newBreaker(failures int, cooldown time.Duration, now func() time.Time) *breaker {
 	return &breaker{failures: failures, cooldown: cooldown, now: now}
@@ -47,8 +56,8 @@ func (b *breaker) allow() bool {
 	return true
 }
 
-// record notes the outcome of an allowed request.
-func (b *breaker) record(ok bool) {
+// record notes the outcome of an allowed request about module.
+func (b *breaker) record(ok bool, module string) {
 	if b == nil || b.failures <= 0 {
 		return
 	}
@@ -57,11 +66,19 @@ func (b *breaker) record(ok bool) {
 	b.probing = false
 	if ok {
 		b.failed, b.openUntil = 0, time.Time{}
+		clear(b.modules)
 		return
 	}
 	b.failed++
-	if b.failed >= b.failures {
-		b.openUntil = b.now().Add(b.cooldown)
+	need := min(minModules, b.failures)
+	if b.modules == nil {
+		b.modules = make(map[string]bool, need)
+	}
+	if len(b.modules) < need {
+		b.modules[module] = true
+	}
+	if b.failed >= b.failures && len(b.modules) >= need || !b.openUntil.IsZero() {
+		b.openUntil = b.now().Add(b.cooldown) // a failed probe opens it again at once
 	}
 }
 

@@ -109,18 +109,28 @@ func (c *Client) attempt(ctx context.Context, p *entry, target *url.URL, shown s
 		timer.Stop()
 		acancel(nil)
 		c.logAttempt(ctx, shown, n, resp.StatusCode, start, reason)
-		retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
-		return nil, retry, &Error{URL: shown, Status: resp.StatusCode, Reason: reason}
+		e := &Error{URL: shown, Status: resp.StatusCode, Reason: reason}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+		// A proxy that says when to come back is not asked again before then.
+		retry = e.RetryAfter == 0 && (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
+		return nil, retry, e
 	}
 
 	c.logAttempt(ctx, shown, n, resp.StatusCode, start, "")
+	idleTimeout := &timeoutError{what: "body idle", d: c.idleTO}
+	idle := time.AfterFunc(c.idleTO, func() { acancel(idleTimeout) })
 	return &Response{
 		Body: &body{
-			rc:   resp.Body,
-			ctx:  actx,
-			size: resp.ContentLength,
-			url:  shown,
+			rc:     resp.Body,
+			ctx:    actx,
+			size:   resp.ContentLength,
+			url:    shown,
+			idle:   idle,
+			idleTO: c.idleTO,
 			close: func() {
+				idle.Stop()
 				acancel(nil)
 				cancel()
 			},
@@ -256,6 +266,9 @@ type body struct {
 	size  int64 // declared size, or -1
 	url   string
 	close func()
+	// idle ends the request when no byte arrives for idleTO; each read that brings some resets it.
+	idle   *time.Timer
+	idleTO time.Duration
 
 	n    int64 // bytes read so far
 	err  error // sticky read error
@@ -272,6 +285,9 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
+	if n > 0 && b.idle != nil {
+		b.idle.Reset(b.idleTO)
+	}
 	if b.size >= 0 && b.n > b.size {
 		n -= int(b.n - b.size)
 		b.n = b.size

@@ -28,6 +28,7 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultHeaderTimeout  = 30 * time.Second
 	DefaultTimeout        = 10 * time.Minute
+	DefaultIdleTimeout    = 30 * time.Second
 	DefaultAttempts       = 3
 	DefaultBaseBackoff    = 100 * time.Millisecond
 	DefaultUserAgent      = "modmirror"
@@ -44,6 +45,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// HeaderTimeout bounds the wait for response headers of one attempt. Default 30s.
 	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for each next byte of a body: an upstream that stops sending
+	// half-way is abandoned after it, long before Timeout. Default 30s.
+	IdleTimeout time.Duration
 	// Timeout bounds one whole request, retries and reading the body included. Default 10m
 	// (a large zip over a slow link). It spans every proxy of the list that Get consults.
 	Timeout time.Duration
@@ -175,12 +179,13 @@ func redactRaw(raw string) string {
 // entry is a parsed Proxy.
 type entry struct {
 	Proxy
-	base   *url.URL // without userinfo; nil for file://
-	user   *url.Userinfo
-	shown  string // redacted base URL, for errors and logs
-	dir    string // file:// only: the OS directory
-	isFile bool
-	brk    *breaker // nil for file://
+	base    *url.URL // without userinfo; nil for file://
+	user    *url.Userinfo
+	shown   string // redacted base URL, for errors and logs
+	dir     string // file:// only: the OS directory
+	isFile  bool
+	brk     *breaker // nil for file://
+	backoff *backoff // nil for file://
 }
 
 // Client fetches from a GOPROXY list. Safe for concurrent use; reuses connections.
@@ -188,6 +193,7 @@ type Client struct {
 	proxies     []entry
 	hc          *http.Client
 	headerTO    time.Duration
+	idleTO      time.Duration
 	timeout     time.Duration
 	attempts    int
 	baseBackoff time.Duration
@@ -203,6 +209,7 @@ func New(list string, o Options) (*Client, error) {
 	}
 	c := &Client{
 		headerTO:    orDefault(o.HeaderTimeout, DefaultHeaderTimeout),
+		idleTO:      orDefault(o.IdleTimeout, DefaultIdleTimeout),
 		timeout:     orDefault(o.Timeout, DefaultTimeout),
 		attempts:    o.Attempts,
 		baseBackoff: o.BaseBackoff,
@@ -251,6 +258,7 @@ func New(list string, o Options) (*Client, error) {
 			b.User = nil
 			e.base = &b
 			e.brk = newBreaker(breakerFailures, orDefault(o.BreakerCooldown, DefaultBreakerCooldown), now)
+			e.backoff = &backoff{now: now}
 		}
 		c.proxies = append(c.proxies, e)
 	}
@@ -341,17 +349,38 @@ func (c *Client) getFrom(ctx context.Context, p *entry, path string, cancel cont
 	if p.isFile {
 		return c.getFile(ctx, p, path, cancel)
 	}
+	if wait := p.backoff.remaining(); wait > 0 {
+		return nil, &Error{URL: p.shown + "/" + path, Status: http.StatusTooManyRequests, RetryAfter: wait,
+			Reason: fmt.Sprintf("%s asked to be left alone for %s more (Retry-After)", p.shown, wait.Round(time.Second))}
+	}
 	if !p.brk.allow() {
 		return nil, &Error{URL: p.shown + "/" + path,
-			Reason: fmt.Sprintf("circuit open: %s failed %d requests in a row; trying again after a cooldown", p.shown, p.brk.failures)}
+			Reason: fmt.Sprintf("circuit open: %s failed %d requests in a row about different modules; trying again after a cooldown", p.shown, p.brk.failures)}
 	}
 	resp, err := c.getHTTP(ctx, p, path, cancel)
-	if err != nil && ctx.Err() != nil && !errors.As(context.Cause(ctx), new(*timeoutError)) {
+	var e *Error
+	switch {
+	case err != nil && ctx.Err() != nil && !errors.As(context.Cause(ctx), new(*timeoutError)):
 		p.brk.release() // the caller gave up: that says nothing about the proxy
-	} else {
-		p.brk.record(err == nil || !proxyFailed(err))
+	case errors.As(err, &e) && e.RetryAfter > 0:
+		p.backoff.until(e.RetryAfter) // alive, and asking for a pause: the backoff, not the breaker
+		p.brk.release()
+	default:
+		p.brk.record(err == nil || !proxyFailed(err), moduleOf(path))
 	}
 	return resp, err
+}
+
+// moduleOf returns the module a request path is about ("sumdb" for the checksum database), for
+// telling one module's failures from a proxy's.
+func moduleOf(path string) string {
+	if strings.HasPrefix(path, "sumdb/") {
+		return "sumdb"
+	}
+	if i := strings.Index(path, "/@"); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 // validPath reports whether path is a relative, slash-separated path with no empty, "." or ".."
@@ -418,6 +447,9 @@ type Error struct {
 	Status int    // HTTP status, 0 for a transport error
 	Reason string // first line of the text body, or the transport error's text
 	Err    error  // the transport error, if any
+	// RetryAfter is how long the proxy asked to be left alone (a 429 or 503 with Retry-After,
+	// or the rest of such a pause): no request goes to it before then.
+	RetryAfter time.Duration
 }
 
 // Error returns, for example,
@@ -453,14 +485,23 @@ func (e *Error) Is(target error) bool {
 	return target == fs.ErrNotExist && isNotFoundStatus(e.Status)
 }
 
-// proxyFailed reports whether err counts against a proxy's health: a transport error, a 5xx or
-// a 429. Any other answer (404 included) is the proxy working.
+// proxyFailed reports whether err counts against a proxy's health: a transport error or a 5xx.
+// Any other answer (404 and 429 included) is the proxy working.
 func proxyFailed(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
 		return true
 	}
-	return e.Status == 0 || e.Status >= 500 || e.Status == http.StatusTooManyRequests
+	return e.Status == 0 || e.Status >= 500
+}
+
+// RetryAfter returns how long the upstream asked to be left alone, if err says it did.
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
 }
 
 // IsNotFound reports whether err says the upstream has no such path (404 or 410).

@@ -425,6 +425,62 @@ func TestTotalTimeoutWhileReadingBody(t *testing.T) {
 	}
 }
 
+// TestIdleTimeout checks that a body that stops half-way is abandoned after IdleTimeout, long
+// before the total Timeout, while a slow body that keeps coming is not.
+func TestIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		gap := 20 * time.Millisecond // slow, but never idle for long
+		if strings.Contains(r.URL.Path, "stall") {
+			gap = time.Hour
+		}
+		for i := range 10 {
+			w.Write(bytes.Repeat([]byte{'x'}, 100))
+			w.(http.Flusher).Flush()
+			if i == 4 {
+				select {
+				case <-time.After(gap):
+				case <-r.Context().Done():
+					return
+				case <-release:
+					return
+				}
+			}
+		}
+	})
+	o := fastOptions()
+	o.IdleTimeout = 200 * time.Millisecond
+	o.Timeout = time.Minute
+	c := newClient(t, srv.URL, o)
+	for _, tt := range []struct {
+		path    string
+		wantErr bool
+	}{
+		{"example.com/slow/@v/v1.0.0.zip", false},
+		{"example.com/stall/@v/v1.0.0.zip", true},
+	} {
+		start := time.Now()
+		resp, err := c.Get(context.Background(), tt.path)
+		if err != nil {
+			t.Fatalf("Get %s: %v", tt.path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: reading took %v with a 200ms idle timeout", tt.path, d)
+		}
+		switch {
+		case tt.wantErr && (!errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "idle") || len(b) != 500):
+			t.Errorf("%s: read %d bytes, %v; want 500, then the idle timeout", tt.path, len(b), err)
+		case !tt.wantErr && (err != nil || len(b) != 1000):
+			t.Errorf("%s: read %d bytes, %v; want all 1000", tt.path, len(b), err)
+		}
+	}
+}
+
 // roundTripFunc is an http.RoundTripper.
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
@@ -803,9 +859,9 @@ func TestCircuitBreaker(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	c := newClient(t, srv.URL+"|"+fallback.URL, Options{Attempts: 1, BreakerFailures: 3, BreakerCooldown: time.Minute, Now: clock})
 
-	// Three failures open the breaker; each fell through to the fallback.
-	for range 3 {
-		if _, err := getString(t, c, "m/@v/list"); err != nil {
+	// Three failures about three modules open the breaker; each fell through to the fallback.
+	for i := range 3 {
+		if _, err := getString(t, c, fmt.Sprintf("m%d/@v/list", i)); err != nil {
 			t.Fatalf("fallback after a 503: %v", err)
 		}
 	}
@@ -836,8 +892,8 @@ func TestCircuitBreaker(t *testing.T) {
 	// With ',' the open breaker fails at once, naming the circuit.
 	healthy.Store(false)
 	only := newClient(t, srv.URL, Options{Attempts: 1, BreakerFailures: 2, BreakerCooldown: time.Minute, Now: clock})
-	for range 2 {
-		getString(t, only, "m/@v/list")
+	for i := range 2 {
+		getString(t, only, fmt.Sprintf("m%d/@v/list", i))
 	}
 	before := hits.Load()
 	_, err := getString(t, only, "m/@v/list")
@@ -855,5 +911,90 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	if nfHits.Load() != 5 {
 		t.Fatalf("404 server hit %d times; want 5 (a 404 must not open the breaker)", nfHits.Load())
+	}
+}
+
+// TestBreakerBlastRadius checks that one module's failures, however many, never open the breaker
+// that every other module's fills go through.
+func TestBreakerBlastRadius(t *testing.T) {
+	var hits atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if strings.HasPrefix(r.URL.Path, "/example.com/broken/") {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	c := newClient(t, srv.URL, Options{Attempts: 1})
+	for i := range 8 {
+		if _, err := getString(t, c, fmt.Sprintf("example.com/broken/@v/v1.0.%d.info", i)); err == nil {
+			t.Fatal("the broken module answered")
+		}
+	}
+	if body, err := getString(t, c, "example.com/healthy/@v/v1.0.0.info"); err != nil || body != "ok" {
+		t.Errorf("a healthy module after eight failures of another: %q, %v; want the upstream's answer", body, err)
+	}
+	if n := hits.Load(); n != 9 {
+		t.Errorf("upstream hit %d times; want 9: every request reaches it", n)
+	}
+}
+
+// TestRetryAfter checks that a 429 or 503 with Retry-After pauses that proxy (no retry, no
+// request before it ends, the next entry after '|' tried meanwhile) without opening its breaker,
+// and that the error says how long.
+func TestRetryAfter(t *testing.T) {
+	var hits, fallbackHits atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	})
+	fallback := statusServer(t, http.StatusOK, &fallbackHits)
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	only := newClient(t, srv.URL, Options{Attempts: 3, BreakerFailures: 1, Now: clock})
+	_, err := getString(t, only, "m/@v/list")
+	if d, ok := RetryAfter(err); !ok || d != 30*time.Second || hits.Load() != 1 {
+		t.Fatalf("429 with Retry-After: 30: %v (Retry-After %v, %d requests); want one request and 30s", err, d, hits.Load())
+	}
+	_, err = getString(t, only, "n/@v/list")
+	if d, ok := RetryAfter(err); !ok || d != 30*time.Second || hits.Load() != 1 || strings.Contains(err.Error(), "circuit") {
+		t.Fatalf("during the pause: %v (%v, %d requests); want no request and the rest of the pause", err, d, hits.Load())
+	}
+	mu.Lock()
+	now = now.Add(31 * time.Second)
+	mu.Unlock()
+	getString(t, only, "o/@v/list")
+	if hits.Load() != 2 {
+		t.Fatalf("after the pause: %d requests; want the proxy asked again", hits.Load())
+	}
+
+	either := newClient(t, srv.URL+"|"+fallback.URL, Options{Attempts: 3, Now: clock})
+	for range 3 {
+		if _, err := getString(t, either, "m/@v/list"); err != nil {
+			t.Fatalf("with '|': %v; want the fallback's answer", err)
+		}
+	}
+	if hits.Load() != 3 || fallbackHits.Load() != 3 {
+		t.Errorf("with '|': primary %d requests (want 3: one more), fallback %d (want 3)", hits.Load(), fallbackHits.Load())
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0}, {"soon", 0}, {"-5", 0},
+		{"0", time.Second}, {"7", 7 * time.Second}, {"999999", maxRetryAfter},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), time.Second},
+	} {
+		if got := parseRetryAfter(tt.v, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v; want %v", tt.v, got, tt.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,10 +29,9 @@ import (
 )
 
 const (
-	// tempPrefix starts the name of every file being written. No key element starts with a dot
-	// (checkKey refuses them), so a temporary file never shadows or collides with an object,
-	// and Walk skips it. A crash can leave one behind; it is garbage, safe to delete once no
-	// Put is running.
+	// tempPrefix starts the name of every file being written, always in the root:
+	// .tmp-<owner>-<random> (see Sweep). No key element starts with a dot (checkKey refuses
+	// them), so a temporary file never shadows or collides with an object, and Walk skips it.
 	tempPrefix = ".tmp-"
 	// lockName is the file in the root that Puts replacing an object lock (with flock, where
 	// the system has it) so that processes sharing the directory do not race each other's
@@ -56,6 +56,11 @@ const (
 type Store struct {
 	root *os.Root
 	dir  string
+	// owner names this Store's temporary files; ownerLock, made with the first of them, holds
+	// its claim on them (see Sweep).
+	owner     string
+	ownerOnce sync.Once
+	ownerLock io.Closer
 	// sem is a one-slot semaphore held, together with the cross-process file lock, while a Put
 	// checks what it replaces and renames its file into place: a few system calls, never the
 	// copying of content.
@@ -77,15 +82,22 @@ func New(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: open %s: %w", root, err)
 	}
-	return &Store{root: r, dir: root, sem: make(chan struct{}, 1)}, nil
+	return &Store{root: r, dir: root, owner: strconv.FormatUint(rand.Uint64(), 36), sem: make(chan struct{}, 1)}, nil
 }
 
 // Dir returns the directory the Store was created on, as given to New.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the Store's handle on its directory. Objects already open stay readable; every
-// other method fails afterwards.
-func (s *Store) Close() error { return s.root.Close() }
+// Close releases the Store's handle on its directory and its claim on its temporary files.
+// Objects already open stay readable; every other method fails afterwards.
+func (s *Store) Close() error {
+	s.ownerOnce.Do(func() {}) // no claim is made after Close
+	if s.ownerLock != nil {
+		s.root.Remove(ownerFile(s.owner))
+		s.ownerLock.Close()
+	}
+	return s.root.Close()
+}
 
 // checkKey is store.CheckKey, and also refuses an element starting with a dot: such names are
 // this store's own (temporary and lock files), and no module path, version or checksum-database
@@ -183,11 +195,10 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, o 
 		}
 	}
 
-	dir, err := s.mkdirFor(key)
-	if err != nil {
+	if _, err := s.mkdirFor(key); err != nil {
 		return store.Info{}, err
 	}
-	tmp, fi, err := s.writeTemp(ctx, dir, r, size)
+	tmp, fi, err := s.writeTemp(ctx, r, size)
 	if err != nil {
 		return store.Info{}, err
 	}
@@ -272,10 +283,10 @@ func (s *Store) checkMatch(key, want string) error {
 	return nil
 }
 
-// writeTemp copies r into a new temporary file in dir and returns its name and description. On
-// error the file is gone. size, if not negative, is the exact number of bytes r must yield.
-func (s *Store) writeTemp(ctx context.Context, dir string, r io.Reader, size int64) (string, fs.FileInfo, error) {
-	name, f, err := s.createTemp(dir, os.O_WRONLY)
+// writeTemp copies r into a new temporary file and returns its name and description. On error
+// the file is gone. size, if not negative, is the exact number of bytes r must yield.
+func (s *Store) writeTemp(ctx context.Context, r io.Reader, size int64) (string, fs.FileInfo, error) {
+	name, f, err := s.createTemp(os.O_WRONLY)
 	if err != nil {
 		return "", nil, err
 	}
@@ -290,15 +301,16 @@ func (s *Store) writeTemp(ctx context.Context, dir string, r io.Reader, size int
 	return name, fi, nil
 }
 
-// createTemp creates a new temporary file in dir, opened with flag, and returns its name.
-func (s *Store) createTemp(dir string, flag int) (string, *os.File, error) {
+// createTemp creates a new temporary file in the root, opened with flag, and returns its name.
+func (s *Store) createTemp(flag int) (string, *os.File, error) {
+	s.ownerOnce.Do(s.claim)
 	var (
 		name string
 		f    *os.File
 		err  error
 	)
 	for range 10 {
-		name = path.Join(dir, tempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		name = tempPrefix + s.owner + "-" + strconv.FormatUint(rand.Uint64(), 36)
 		f, err = s.root.OpenFile(name, flag|os.O_CREATE|os.O_EXCL, filePerm)
 		if !errors.Is(err, fs.ErrExist) {
 			break
@@ -320,7 +332,7 @@ func (s *Store) Stage(ctx context.Context, key string) (store.Staged, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	name, f, err := s.createTemp(".", os.O_RDWR)
+	name, f, err := s.createTemp(os.O_RDWR)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", key, err)
 	}

@@ -181,7 +181,7 @@ func tempFiles(t *testing.T, root string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".tmp-") {
+		if strings.HasPrefix(d.Name(), ".tmp-") && !strings.HasSuffix(d.Name(), ".owner") {
 			list = append(list, p)
 		}
 		return nil
@@ -290,7 +290,7 @@ func TestLayout(t *testing.T) {
 			if fi.Mode().Perm()&0o700 != 0o700 {
 				t.Errorf("directory %s has mode %v", rel, fi.Mode())
 			}
-		case rel == ".dirstore-lock":
+		case rel == ".dirstore-lock", strings.HasSuffix(rel, ".owner"):
 		case d.Type().IsRegular():
 			data, err := os.ReadFile(p)
 			if err != nil {
@@ -484,7 +484,7 @@ func TestStageLeavesOnlyCommitted(t *testing.T) {
 	}
 	var files []string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(d.Name(), ".owner") {
 			rel, _ := filepath.Rel(root, p)
 			files = append(files, filepath.ToSlash(rel))
 		}
