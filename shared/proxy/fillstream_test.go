@@ -96,7 +96,8 @@ func newStreamingEnv(t *testing.T, up *testkit.Upstream, upURL string) (*httptes
 		t.Fatal(err)
 	}
 	h, err := proxy.New(proxy.Config{Store: st, Upstream: client, Checksums: db, Logger: logger,
-		Spool: spool.Options{MemoryMax: 1}}) // not the zero Options, which mean the default
+		Spool:            spool.Options{MemoryMax: 1}, // not the zero Options, which mean the default
+		RetryFailedAfter: -1})                         // every refusal below is a fill of its own
 	if err != nil {
 		t.Fatal(err)
 	}
