@@ -80,7 +80,7 @@ func newHandler(getenv func(string) string, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	transport := fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport
+	transport := bodyTransport{fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport}
 	h, err := buildHandler(st, o, transport, logger)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"time"
 
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/goproxy"
@@ -39,7 +41,13 @@ func (h *Handler) streamZip(ctx context.Context, req goproxy.Request, resp *upst
 		}
 	}()
 	w := &recordingWriter{w: pending}
+	start := time.Now()
 	hash, err := checksum.HashZipStream(io.TeeReader(store.ContextReader(ctx, resp.Body), w), resp.Size, req.Path, req.Version)
+	// What a streamed fill cost, memory included: the figure to watch on a small host.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	h.log.Info("zip streamed", "key", req.Key, "bytes", w.n, "ms", time.Since(start).Milliseconds(),
+		"store_write_ms", w.took.Milliseconds(), "sys_mib", ms.Sys>>20, "heap_inuse_mib", ms.HeapInuse>>20, "err", err)
 	switch {
 	case w.err != nil:
 		return fmt.Errorf("store %s: %w", req.Key, w.err)
@@ -58,12 +66,17 @@ func (h *Handler) streamZip(ctx context.Context, req goproxy.Request, resp *upst
 // recordingWriter keeps its writer's first error, so that a store failing is told apart from
 // the zip failing (io.TeeReader reports both as read errors).
 type recordingWriter struct {
-	w   io.Writer
-	err error
+	w    io.Writer
+	err  error
+	n    int64         // bytes written
+	took time.Duration // in the writer's Write
 }
 
 func (r *recordingWriter) Write(p []byte) (int, error) {
+	start := time.Now()
 	n, err := r.w.Write(p)
+	r.took += time.Since(start)
+	r.n += int64(n)
 	if err != nil && r.err == nil {
 		r.err = err
 	}
