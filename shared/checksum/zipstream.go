@@ -3,6 +3,7 @@ package checksum
 import (
 	"archive/zip"
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -29,6 +30,9 @@ var ErrNotStreamable = errors.New("zip layout cannot be verified as a stream")
 const (
 	// maxStreamTail is the most of a zip's end (its central directory and end records) held.
 	maxStreamTail = 16 << 20
+	// maxStreamFiles is the most files (local headers) a zip may have: what is kept of each
+	// file, and archive/zip's reading of its directory, take some 400 bytes a file.
+	maxStreamFiles = 100_000
 	// streamWindow is how much of the last bytes read is kept for archive/zip's search for the
 	// end of the central directory, which reads up to 65 KiB from the end.
 	streamWindow = 66 << 10
@@ -52,9 +56,9 @@ const (
 // for every zip it accepts. size is the zip's length, or -1 if unknown; r must end there.
 //
 // Its memory is bounded whatever the zip's size: a decoder, the hashes and local headers of the
-// files, the last 66 KiB read and the central directory (at most 16 MiB). A zip whose layout
-// cannot be checked this way (see ErrNotStreamable) is refused, never accepted with another
-// hash.
+// files (at most 100,000 of them), the last 66 KiB read and the central directory (at most
+// 16 MiB). A zip whose layout cannot be checked this way (see ErrNotStreamable) is refused,
+// never accepted with another hash.
 func HashZipStream(r io.Reader, size int64, path, version string) (string, error) {
 	sum, err := hashZipStream(r, size, path, version)
 	if err != nil {
@@ -73,7 +77,7 @@ func hashZipStream(r io.Reader, size int64, modPath, version string) (string, er
 	if size > modzip.MaxZipFile {
 		return "", fmt.Errorf("module zip file is too large (%d bytes; limit is %d bytes)", size, modzip.MaxZipFile)
 	}
-	s := &zipStream{in: newStreamInput(r, modzip.MaxZipFile), entries: make(map[int64]*streamEntry)}
+	s := &zipStream{in: newStreamInput(r, modzip.MaxZipFile)}
 	if err := s.readEntries(); err != nil {
 		return "", err
 	}
@@ -120,22 +124,22 @@ func hashZipStream(r io.Reader, size int64, modPath, version string) (string, er
 // streamEntry is what was read of one file as it came: its local header, and its content's
 // lengths and hashes.
 type streamEntry struct {
-	header  [30]byte // the local file header's fixed part, for archive/zip's DataOffset
-	method  uint16
-	hasDesc bool  // the local header announced a data descriptor
-	clen    int64 // compressed length
-	ulen    uint64
-	crc     uint32
-	descCRC uint32 // the data descriptor's CRC-32, if it has one
-	sum     [sha256.Size]byte
-	err     error // the content could not be read (checked only if the directory names it)
+	headerOff, dataOff int64    // where its local header and its data begin
+	header             [30]byte // the local file header's fixed part, for archive/zip's DataOffset
+	method             uint16
+	hasDesc            bool  // the local header announced a data descriptor
+	clen               int64 // compressed length
+	ulen               uint64
+	crc                uint32
+	descCRC            uint32 // the data descriptor's CRC-32, if it has one
+	sum                [sha256.Size]byte
+	err                error // the content could not be read (checked only if the directory names it)
 }
 
 // zipStream reads a zip front to back and then serves archive/zip's reads of its end.
 type zipStream struct {
 	in      *streamInput
-	entries map[int64]*streamEntry // by the offset of their data
-	headers map[int64]*streamEntry // by the offset of their local header
+	entries []streamEntry // in the order they came: by increasing offsets
 	// tailStart is where the local files end: what follows is held in tail.
 	tailStart int64
 	tail      []byte
@@ -146,7 +150,6 @@ type zipStream struct {
 
 // readEntries reads the local files, then holds the rest.
 func (s *zipStream) readEntries() error {
-	s.headers = make(map[int64]*streamEntry)
 	buf := make([]byte, 32<<10)
 	digest := sha256.New()
 	for {
@@ -196,8 +199,12 @@ func (s *zipStream) readEntry(buf []byte, digest hashWriter) error {
 		return noEOF(err)
 	}
 	dataOff := s.in.off
-	s.headers[headerOff] = e
-	s.entries[dataOff] = e
+	if len(s.entries) >= maxStreamFiles {
+		return fmt.Errorf("%w: more than %d files", ErrNotStreamable, maxStreamFiles)
+	}
+	e.headerOff, e.dataOff = headerOff, dataOff
+	s.entries = append(s.entries, streamEntry{})
+	defer func() { s.entries[len(s.entries)-1] = *e }()
 	e.hasDesc = flags&0x8 != 0
 
 	digest.Reset()
@@ -290,6 +297,17 @@ func (s *zipStream) inflater(r io.Reader) *inflate.Reader {
 	return s.decoder
 }
 
+// find returns the entry whose offset (as key gives it) is off, or nil.
+func (s *zipStream) find(key func(*streamEntry) int64, off int64) *streamEntry {
+	i, ok := slices.BinarySearchFunc(s.entries, off, func(e streamEntry, off int64) int {
+		return cmp.Compare(key(&e), off)
+	})
+	if !ok {
+		return nil
+	}
+	return &s.entries[i]
+}
+
 // readDescriptor reads the data descriptor after a file's data as archive/zip does (an optional
 // signature, then the CRC-32), then skips its sizes: 32-bit ones, unless 64-bit ones are what
 // leads to the next record.
@@ -360,7 +378,7 @@ func (s *zipStream) match(zf *zip.File) ([sha256.Size]byte, error) {
 		}
 		return sha256.Sum256(nil), nil
 	}
-	e := s.entries[off]
+	e := s.find(func(e *streamEntry) int64 { return e.dataOff }, off)
 	if e == nil {
 		return none, fmt.Errorf("%w: the directory puts its data at offset %d, where no file came", ErrNotStreamable, off)
 	}
@@ -406,7 +424,7 @@ func (s *zipStream) ReadAt(p []byte, off int64) (int, error) {
 	case off >= end-int64(len(win)):
 		n = copy(want, win[off-(end-int64(len(win))):])
 	default:
-		e := s.headers[off]
+		e := s.find(func(e *streamEntry) int64 { return e.headerOff }, off)
 		if e == nil || len(want) > len(e.header) {
 			return 0, s.miss(off, len(p))
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -248,5 +249,21 @@ func TestHashZipStreamMemory(t *testing.T) {
 	t.Logf("allocated %d KiB hashing a %d MiB zip", alloc>>10, b.ZipSize>>20)
 	if alloc > 4<<20 {
 		t.Errorf("allocated %d KiB hashing a %d MiB zip; want at most 4 MiB", alloc>>10, b.ZipSize>>20)
+	}
+}
+
+// A zip of more files than a stream keeps is refused, as not streamable, before its end.
+func TestHashZipStreamTooManyFiles(t *testing.T) {
+	const pre = invalidPath + "@" + invalidVersion + "/"
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := range maxStreamFiles + 1 {
+		if _, err := zw.CreateRaw(&zip.FileHeader{Name: fmt.Sprintf("%sf%d", pre, i), Method: zip.Store}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zw.Close()
+	if _, err := HashZipStream(bytes.NewReader(buf.Bytes()), int64(buf.Len()), invalidPath, invalidVersion); !errors.Is(err, ErrNotStreamable) {
+		t.Errorf("HashZipStream of %d files: %v; want ErrNotStreamable", maxStreamFiles+1, err)
 	}
 }
