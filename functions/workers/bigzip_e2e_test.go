@@ -3,7 +3,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modmirror/modmirror/shared/store"
 	"github.com/modmirror/modmirror/shared/testkit"
 )
 
@@ -50,6 +54,39 @@ func TestWorkerBigZip(t *testing.T) {
 		"MODMIRROR_SUMDB":    up.SumDBKey,
 	})
 	bucket := &apiStore{base: w.url, client: &http.Client{}}
+
+	t.Run("MultipartStore", func(t *testing.T) {
+		// r2store's multipart writer on the real binding: several equal parts and a shorter
+		// last one; an upload closed before its commit leaves nothing; a create-only commit
+		// over an object refuses and leaves that object as it was.
+		ctx := t.Context()
+		content := bytes.Repeat([]byte("0123456789abcdef"), (20<<20+12345)/16)
+		info, err := streamPut(t, w.url, "multipart/a", content, true, true)
+		if err != nil || info.Size != int64(len(content)) || info.ContentType != "application/zip" {
+			t.Fatalf("committed upload: %+v, %v; want %d bytes, application/zip", info, err, len(content))
+		}
+		obj, err := bucket.Open(ctx, "multipart/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Errorf("stored object: %d bytes, %v; want the %d bytes written", len(got), err, len(content))
+		}
+		if _, err := streamPut(t, w.url, "multipart/b", content, false, true); err != nil {
+			t.Fatalf("aborted upload: %v", err)
+		}
+		if _, err := bucket.Stat(ctx, "multipart/b"); !errors.Is(err, store.ErrNotExist) {
+			t.Errorf("an aborted upload left an object: %v", err)
+		}
+		if _, err := streamPut(t, w.url, "multipart/a", content[:100], true, true); !errors.Is(err, store.ErrExist) {
+			t.Errorf("create-only commit over an object: %v; want ErrExist", err)
+		}
+		if after, err := bucket.Stat(ctx, "multipart/a"); err != nil || after.ETag != info.ETag || after.Size != info.Size {
+			t.Errorf("the object after a refused commit: %+v, %v; want %+v", after, err, info)
+		}
+	})
 
 	t.Run("Huge", func(t *testing.T) {
 		project := t.TempDir()
@@ -180,6 +217,24 @@ func TestWorkerBigZip(t *testing.T) {
 			t.Errorf("stored zip: %+v, %v; want %d bytes", info, err, bad.ZipSize)
 		}
 	})
+}
+
+// streamPut writes content through r2store's StageStream in the Worker (the test-only store
+// API), committing it or closing it before its commit.
+func streamPut(t *testing.T, base, key string, content []byte, commit, ifAbsent bool) (store.Info, error) {
+	params := url.Values{"key": {key}, "ct": {"application/zip"}}
+	if commit {
+		params.Set("commit", "1")
+	}
+	if ifAbsent {
+		params.Set("ifabsent", "1")
+	}
+	s := &apiStore{base: base, client: &http.Client{}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, s.url("stream", params), bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode[store.Info](s.do(req))
 }
 
 // front stands between the Worker and the fixtures' upstream, passing requests through except
