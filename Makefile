@@ -19,8 +19,10 @@ LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
 VERSITYGW     := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 ## run: the self-hosted proxy on a local directory, upstream and checksum database from `go env`.
+## The binary runs in make's own child (exec), so Ctrl-C or a SIGTERM to make stops it.
 run:
-	$(GO) run ./functions/server -listen $(LISTEN) $(if $(STORE),-store $(STORE))
+	$(GO) build -o bin/server ./functions/server
+	exec bin/server -listen $(LISTEN) $(if $(STORE),-store $(STORE))
 
 ## test: everything CI checks: vet, staticcheck, unit and end-to-end tests (installs what they need).
 test: deps lint

@@ -94,8 +94,11 @@ func TestUsage(t *testing.T) {
 	}{
 		{[]string{"-j"}, exitUsage, "flag needs an argument"},
 		{[]string{"-upstream", "off", "-sumdb", "off", "nothing-here"}, exitUsage, "not a module@version"},
-		{[]string{"-progress", "fancy", "-upstream", "off", "-sumdb", "off"}, exitUsage, "-progress"},
-		{[]string{"-sign", "/nonexistent/key", "-upstream", "off", "-sumdb", "off"}, exitUsage, "signing key"},
+		{[]string{"-progress", "fancy", "-upstream", "off", "-sumdb", "off", "example.com/m@v1.0.0"}, exitUsage, "-progress"},
+		{[]string{"-sign", "/nonexistent/key", "-upstream", "off", "-sumdb", "off", "example.com/m@v1.0.0"}, exitUsage, "signing key"},
+		{[]string{"-upstream", "off", "-sumdb", "off"}, exitUsage, "no input"},
+		{[]string{"-h"}, exitOK, "usage: generator"},
+		{[]string{"-version"}, exitOK, ""},
 		{[]string{"verify"}, exitUsage, "want one mirror directory"},
 		{[]string{"keygen", "extra"}, exitUsage, "unexpected arguments"},
 	} {
@@ -105,7 +108,7 @@ func TestUsage(t *testing.T) {
 				args = append([]string{"-o", filepath.Join(t.TempDir(), "m")}, args...)
 			}
 			o := runCmd(t, args...)
-			if o.code != tc.code || !strings.Contains(o.stderr, tc.want) {
+			if o.code != tc.code || !strings.Contains(o.stderr, tc.want) || tc.args[0] == "-version" && !strings.HasPrefix(o.stdout, "modmirror ") {
 				t.Errorf("want exit %d and %q:\n%v", tc.code, tc.want, o)
 			}
 		})

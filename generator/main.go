@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/modmirror/modmirror/shared/buildinfo"
 	"github.com/modmirror/modmirror/shared/checksum"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/mirror"
@@ -68,10 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		code, err = generate(ctx, args, getenv, stdout, stderr)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK // -h: the usage is printed
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "generator:", err)
 		var u usageError
-		if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+		if errors.As(err, &u) {
 			return exitUsage
 		}
 		return exitFailed
@@ -81,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // usageError is a mistake on the command line.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 // parse parses flags and positional arguments in any order ("verify DIR -pub KEY" too), then
 // sets the flags not given from MODMIRROR_ environment variables.
@@ -183,7 +189,9 @@ flags:
 		signKey  string
 		verbose  bool
 		progress string
+		version  bool
 	)
+	fs.BoolVar(&version, config.VersionFlag, false, "print the version and exit")
 	fs.StringVar(&out, "o", "mirror", "directory to write the mirror into")
 	fs.StringVar(&out, "store", "mirror", "same as -o")
 	s.flags(fs)
@@ -194,6 +202,14 @@ flags:
 	inputs, err := parse(fs, args, getenv)
 	if err != nil {
 		return exitUsage, err
+	}
+	if version {
+		_, err := fmt.Fprintln(stdout, buildinfo.Read())
+		return exitOK, err
+	}
+	if len(inputs) == 0 {
+		fs.Usage()
+		return exitUsage, usageError{errors.New("no input: name a go.sum, go.mod, go.work, directory or module@version to mirror")}
 	}
 	logger := newLogger(stderr, verbose)
 

@@ -51,12 +51,18 @@ type function struct {
 // URL, and stops it when the test ends.
 func startFunction(t *testing.T, bootstrap string, env ...string) *function {
 	t.Helper()
+	return startFunctionTimeout(t, bootstrap, 2*time.Minute, env...)
+}
+
+// startFunctionTimeout is startFunction with the function's configured timeout.
+func startFunctionTimeout(t *testing.T, bootstrap string, timeout time.Duration, env ...string) *function {
+	t.Helper()
 	f := &function{log: &testkit.Buffer{}, spool: t.TempDir()}
 	fn, err := lambdaemu.Start(t.Context(), lambdaemu.Options{
 		Bootstrap: bootstrap,
 		Env:       append([]string{"TMPDIR=" + f.spool, "HOME=" + t.TempDir()}, env...),
 		Log:       f.log,
-		Timeout:   2 * time.Minute,
+		Timeout:   timeout,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modmirror/modmirror/shared/buildinfo"
 	"github.com/modmirror/modmirror/shared/config"
 	"github.com/modmirror/modmirror/shared/proxy"
 	"github.com/modmirror/modmirror/shared/store"
@@ -39,15 +40,34 @@ func main() {
 	tuneProcs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "modmirror:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "modmirror:", err)
 		os.Exit(1)
 	}
 }
 
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// synopsis heads -h.
+const synopsis = `usage: server [flags]
+
+modmirror's self-hosted Go module proxy: the GOPROXY protocol on -listen, storing in -store,
+filling misses from -upstream and verifying them against -sumdb (both from go env by default).`
+
 // options are the server's settings after flags, environment and go env.
 type options struct {
 	config.Settings
+	version               bool
 	listen, storeDir      string
 	tlsCert, tlsKey       string
 	shutdownTimeout       time.Duration
@@ -65,6 +85,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o := &options{}
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { config.PrintUsage(stderr, fs, synopsis) }
+	fs.BoolVar(&o.version, config.VersionFlag, false, "print the version and exit")
 	o.Register(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&o.storeDir, "store", defaultStoreDir(), "directory that holds the mirror, or s3://bucket/prefix")
@@ -81,10 +103,16 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.directGOPATH, "direct-gopath", "", "with -private-upstream direct: the private GOPATH the go command fetches into (default: a temporary one)")
 	fs.IntVar(&o.directJobs, "direct-jobs", 4, "with -private-upstream direct: go commands running at once")
 	if err := config.Parse(fs, args, getenv); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if o.version {
+		return o, nil
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return nil, errors.New("-tls-cert and -tls-key go together")
+		return nil, usageError{errors.New("-tls-cert and -tls-key go together")}
 	}
 	if err := o.ResolveGoEnv(config.ReadGoEnv); err != nil {
 		return nil, err
@@ -123,9 +151,13 @@ func defaultStoreDir() string {
 	return filepath.Join(dir, "modmirror")
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
+		return err
+	}
+	if o.version {
+		_, err := fmt.Fprintln(stdout, buildinfo.Read())
 		return err
 	}
 	logs := newLogWriter(stderr, 100*time.Millisecond)

@@ -216,7 +216,7 @@ func TestBadConfiguration(t *testing.T) {
 				k, v, _ := strings.Cut(kv, "=")
 				env[k] = v
 			}
-			err := run(t.Context(), append(tt.args, "-store", t.TempDir(), "-listen", "127.0.0.1:0"), func(k string) string { return env[k] }, &stderr)
+			err := run(t.Context(), append(tt.args, "-store", t.TempDir(), "-listen", "127.0.0.1:0"), func(k string) string { return env[k] }, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.want) {
 				t.Fatalf("run(%q) = %v (stderr %q); want an error mentioning %q", tt.args, err, stderr.String(), tt.want)
 			}

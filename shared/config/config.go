@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,7 +30,7 @@ func ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if given[f.Name] || f.Name == VersionFlag {
 			return
 		}
 		if v := getenv(EnvName(f.Name)); v != "" {
@@ -39,6 +40,35 @@ func ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// VersionFlag is the flag every command has to print its build and exit; it has no
+// environment variable.
+const VersionFlag = "version"
+
+// PrintUsage writes a command's -h: its synopsis, then every flag with the argument it takes,
+// its environment variable and its default.
+func PrintUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintln(w, strings.TrimRight(synopsis, "\n"))
+	fmt.Fprintln(w, "\nflags (each also read from the environment variable named):")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  -" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		var notes []string
+		if f.Name != VersionFlag {
+			notes = append(notes, EnvName(f.Name))
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			notes = append(notes, "default "+f.DefValue)
+		}
+		if len(notes) > 0 {
+			line += "  (" + strings.Join(notes, ", ") + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	})
 }
 
 // GoEnv is what modmirror takes from the toolchain when it is not configured.

@@ -368,9 +368,10 @@ func (h *Handler) fail(x *exchange, status int, cacheControl, reason string) {
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", h.cacheControl(x, cacheControl))
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Length", strconv.Itoa(len(reason)+1)) // HEAD says it as GET does
 	x.w.WriteHeader(status)
 	if x.r.Method != http.MethodHead {
-		fmt.Fprintln(x.w, reason)
+		io.WriteString(x.w, reason+"\n")
 	}
 }
 

@@ -86,6 +86,7 @@ type Upstream struct {
 	stall    map[string]int64
 	failing  map[string]failure
 	delay    time.Duration
+	inFlight Gauge // module requests being answered
 }
 
 // failure is how the upstream answers the paths under a prefix given to FailWith.
@@ -293,6 +294,10 @@ func (u *Upstream) Tamper(path string, fn func([]byte) []byte) {
 	}
 }
 
+// MostInFlight returns the most module requests (checksum-database requests aside) the upstream
+// was answering at once.
+func (u *Upstream) MostInFlight() int { return u.inFlight.Most() }
+
 // FailWith makes the upstream answer every path under prefix ("/example.com/lib/" for all of a
 // module) with status and a text/plain reason from now on, with a Retry-After header if
 // retryAfter is not empty. A status of 0 restores the paths.
@@ -361,6 +366,9 @@ func (u *Upstream) Stop() {
 func (u *Upstream) Close() { u.Stop() }
 
 func (u *Upstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/sumdb/") {
+		defer u.inFlight.Enter()()
+	}
 	u.mu.Lock()
 	u.requests = append(u.requests, r.URL.Path)
 	delay := u.delay
