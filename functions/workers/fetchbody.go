@@ -27,7 +27,7 @@ func (t bodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if raw, ok := resp.Body.(rawJSBody); ok {
 		if stream := raw.GetRawJSBody(); stream.Type() == js.TypeObject {
-			resp.Body = newJSBody(stream)
+			resp.Body = newJSBody(stream, resp.ContentLength)
 		}
 	}
 	return resp, nil
@@ -45,7 +45,8 @@ type jsBody struct {
 	mu       sync.Mutex
 	reader   js.Value // the stream's reader, once reading started
 	view     js.Value // with a BYOB reader: the Uint8Array the next read fills
-	pending  bool     // a read is in flight: its callbacks must live until it settles
+	viewSize int
+	pending  bool // a read is in flight: its callbacks must live until it settles
 	released bool
 	err      error // the body's end: io.EOF, a failure, or closed
 }
@@ -55,8 +56,12 @@ type jsResult struct {
 	err error
 }
 
-func newJSBody(stream js.Value) *jsBody {
-	b := &jsBody{stream: stream, results: make(chan jsResult, 1)}
+// newJSBody returns a reader of stream, whose length is size (-1: unknown).
+func newJSBody(stream js.Value, size int64) *jsBody {
+	b := &jsBody{stream: stream, results: make(chan jsResult, 1), viewSize: byobSize}
+	if size >= 0 && size < byobSize {
+		b.viewSize = max(int(size), 1) // a small body takes a small buffer
+	}
 	b.then = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		b.results <- jsResult{v: args[0]}
 		return nil
@@ -85,7 +90,7 @@ func (b *jsBody) Read(p []byte) (int, error) {
 		if b.view.IsUndefined() {
 			b.reader.Call("read").Call("then", b.then, b.catch)
 		} else {
-			b.reader.Call("readAtLeast", byobMin, b.view).Call("then", b.then, b.catch)
+			b.reader.Call("readAtLeast", min(byobMin, b.viewSize), b.view).Call("then", b.then, b.catch)
 		}
 		b.mu.Unlock()
 
@@ -131,10 +136,13 @@ const (
 // startReading takes a reader of the stream: a BYOB one with workerd's readAtLeast where there
 // is one (a byte stream, as fetch bodies are), else the default reader. b.mu is held.
 func (b *jsBody) startReading() {
-	if r, ok := tryCall(b.stream, "getReader", map[string]any{"mode": "byob"}); ok && r.Get("readAtLeast").Type() == js.TypeFunction {
-		b.reader = r
-		b.view = js.Global().Get("Uint8Array").New(byobSize)
-		return
+	if r, ok := tryCall(b.stream, "getReader", map[string]any{"mode": "byob"}); ok {
+		if r.Get("readAtLeast").Type() == js.TypeFunction {
+			b.reader = r
+			b.view = js.Global().Get("Uint8Array").New(b.viewSize)
+			return
+		}
+		r.Call("releaseLock")
 	}
 	b.reader = b.stream.Call("getReader")
 }
