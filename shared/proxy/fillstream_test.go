@@ -83,6 +83,11 @@ func (p *pendingObject) Close() error {
 // newStreamingEnv is a proxy with no file system and no memory for zips (as a Worker with a zip
 // over its spool limit), on a streamingStore, in front of faulty (or up itself).
 func newStreamingEnv(t *testing.T, up *testkit.Upstream, upURL string) (*httptest.Server, *streamingStore, *testkit.Buffer) {
+	return newStreamingEnvMemory(t, up, upURL, 1) // not 0: the zero Options mean the default
+}
+
+// newStreamingEnvMemory is newStreamingEnv with memory for zips up to memoryMax bytes.
+func newStreamingEnvMemory(t *testing.T, up *testkit.Upstream, upURL string, memoryMax int64) (*httptest.Server, *streamingStore, *testkit.Buffer) {
 	st := &streamingStore{Store: memstore.New()}
 	logs := &testkit.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
@@ -96,8 +101,8 @@ func newStreamingEnv(t *testing.T, up *testkit.Upstream, upURL string) (*httptes
 		t.Fatal(err)
 	}
 	h, err := proxy.New(proxy.Config{Store: st, Upstream: client, Checksums: db, Logger: logger,
-		Spool:            spool.Options{MemoryMax: 1}, // not the zero Options, which mean the default
-		RetryFailedAfter: -1})                         // every refusal below is a fill of its own
+		Spool:            spool.Options{MemoryMax: memoryMax},
+		RetryFailedAfter: -1}) // every refusal below is a fill of its own
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +146,50 @@ func TestStreamedZips(t *testing.T) {
 	}
 	if _, commits2, _ := st.counts(); commits2 != commits {
 		t.Errorf("a hit committed another upload")
+	}
+}
+
+// With room in memory, a zip of known size is verified there and put; one of unknown size
+// (a chunked answer) streams, as it may be of any size.
+func TestStreamedZipUnknownSize(t *testing.T) {
+	mods := testkit.MustLoadFixtures(t)
+	up := testkit.NewUpstream(t, testkit.Options{Modules: mods})
+	faulty := newFaultyUpstream(t, up)
+	srv, st, _ := newStreamingEnvMemory(t, up, faulty.srv.URL, 64<<20)
+	const chunked = "/example.com/lib/@v/v1.1.0.zip"
+	want := testkit.Find(mods, "example.com/lib", "v1.1.0").Zip()
+	faulty.inject(chunked, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush() // no Content-Length: the body goes chunked
+		w.Write(want)
+	})
+	for _, tt := range []struct {
+		path    string
+		commits int
+	}{
+		{"/example.com/lib/@v/v1.0.0.zip", 0}, // known size: in memory, one Put
+		{chunked, 1},
+	} {
+		resp, err := http.Get(srv.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d %q", tt.path, resp.StatusCode, body)
+		}
+		if open, commits, aborts := st.counts(); open != 0 || commits != tt.commits || aborts != 0 {
+			t.Errorf("after %s: %d open, %d committed, %d aborted; want 0, %d, 0", tt.path, open, commits, aborts, tt.commits)
+		}
+	}
+	obj, err := st.Open(t.Context(), strings.TrimPrefix(chunked, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	if data, _ := io.ReadAll(obj); !bytes.Equal(data, want) {
+		t.Errorf("the zip streamed from a chunked answer is not the upstream's")
 	}
 }
 
