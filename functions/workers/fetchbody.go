@@ -11,10 +11,10 @@ import (
 	"syscall/js"
 )
 
-// bodyTransport reads fetch responses' bodies with a jsBody instead of syumai/workers' reader,
+// bodyTransport reads fetch responses' bodies with a fetchBody instead of syumai/workers' reader,
 // which allocates two Go buffers and two JavaScript callbacks for every chunk of the stream (4
 // KiB under workerd): for a large zip, tens of thousands of chunks, that cost most of a fill's
-// time. A jsBody reads workerd's byte streams at least 128 KiB at a time.
+// time. A fetchBody reads workerd's byte streams at least 128 KiB at a time.
 type bodyTransport struct{ next http.RoundTripper }
 
 // rawJSBody is implemented by syumai/workers' response bodies.
@@ -27,15 +27,15 @@ func (t bodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if raw, ok := resp.Body.(rawJSBody); ok {
 		if stream := raw.GetRawJSBody(); stream.Type() == js.TypeObject {
-			resp.Body = newJSBody(stream, resp.ContentLength)
+			resp.Body = newFetchBody(stream, resp.ContentLength)
 		}
 	}
 	return resp, nil
 }
 
-// jsBody reads a ReadableStream of Uint8Arrays into Go through one buffer and one pair of
+// fetchBody reads a ReadableStream of Uint8Arrays into Go through one buffer and one pair of
 // callbacks for its whole life. Close may come from another goroutine while a Read waits.
-type jsBody struct {
+type fetchBody struct {
 	stream      js.Value
 	then, catch js.Func
 	results     chan jsResult
@@ -56,9 +56,9 @@ type jsResult struct {
 	err error
 }
 
-// newJSBody returns a reader of stream, whose length is size (-1: unknown).
-func newJSBody(stream js.Value, size int64) *jsBody {
-	b := &jsBody{stream: stream, results: make(chan jsResult, 1), viewSize: byobSize}
+// newFetchBody returns a reader of stream, whose length is size (-1: unknown).
+func newFetchBody(stream js.Value, size int64) *fetchBody {
+	b := &fetchBody{stream: stream, results: make(chan jsResult, 1), viewSize: byobSize}
 	if size >= 0 && size < byobSize {
 		b.viewSize = max(int(size), 1) // a small body takes a small buffer
 	}
@@ -74,7 +74,7 @@ func newJSBody(stream js.Value, size int64) *jsBody {
 }
 
 // Read implements io.Reader.
-func (b *jsBody) Read(p []byte) (int, error) {
+func (b *fetchBody) Read(p []byte) (int, error) {
 	for len(b.chunk) == 0 {
 		b.mu.Lock()
 		if b.err != nil {
@@ -135,7 +135,7 @@ const (
 
 // startReading takes a reader of the stream: a BYOB one with workerd's readAtLeast where there
 // is one (a byte stream, as fetch bodies are), else the default reader. b.mu is held.
-func (b *jsBody) startReading() {
+func (b *fetchBody) startReading() {
 	if r, ok := tryCall(b.stream, "getReader", map[string]any{"mode": "byob"}); ok {
 		if r.Get("readAtLeast").Type() == js.TypeFunction {
 			b.reader = r
@@ -158,7 +158,7 @@ func tryCall(v js.Value, method string, args ...any) (res js.Value, ok bool) {
 }
 
 // release frees the callbacks once no read can call them; b.mu is held.
-func (b *jsBody) release() {
+func (b *fetchBody) release() {
 	if !b.released && !b.pending {
 		b.then.Release()
 		b.catch.Release()
@@ -168,7 +168,7 @@ func (b *jsBody) release() {
 
 // Close implements io.Closer: a body not read to its end is canceled (which settles a read in
 // flight, whose Read then releases the callbacks).
-func (b *jsBody) Close() error {
+func (b *fetchBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err == io.EOF {

@@ -23,6 +23,10 @@ func buildHandler(st store.Store, o *options, transport http.RoundTripper, logge
 	// R2 multipart upload as it is verified (r2store is a store.StreamStager).
 	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit}
 	cfg.WarmInRequest = true
+	// A Worker's Go instance serves one request: an object kept in memory is never asked for
+	// again, and reading it into memory would copy through Go a body that R2 can hand to the
+	// response as a stream.
+	cfg.MemoryCache = -1
 	h, err := proxy.New(cfg)
 	if err != nil {
 		return nil, err

@@ -43,7 +43,27 @@ func main() {
 		logger.Error("configuration", "err", err)
 		h = misconfigured(err)
 	}
-	workers.Serve(withMemoryLog(h, logger))
+	workers.Serve(withHeadResponse(withMemoryLog(h, logger)))
+}
+
+// rawBodyWriter is syumai/workers' ResponseWriter: it takes a JavaScript body for the response.
+type rawBodyWriter interface{ WriteRawJSBody(body js.Value) }
+
+// withHeadResponse gives the answer to a HEAD request, and an empty answer, a null body.
+// syumai/workers otherwise makes every response with a Content-Length a FixedLengthStream of
+// that length, which a HEAD answer (headers only) never fills: workerd then fails the request
+// with 500 ("FixedLengthStream did not see all expected bytes before close()"); and it sends an
+// empty body as a chunked stream without "Content-Length: 0". With a null body the headers,
+// Content-Length included, are sent as they are, as the server sends them.
+func withHeadResponse(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method == http.MethodHead || w.Header().Get("Content-Length") == "0" {
+			if raw, ok := w.(rawBodyWriter); ok {
+				raw.WriteRawJSBody(js.Null())
+			}
+		}
+	})
 }
 
 // withMemoryLog logs, after a request that made the instance's memory grow past memoryNotice,
@@ -75,17 +95,24 @@ func newHandler(getenv func(string) string, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	bucket := cloudflare.GetBinding(bucketBinding)
+	subs := &subrequests{}
+	bucket := subs.bucket(cloudflare.GetBinding(bucketBinding))
 	st, err := r2store.New(bucket, r2store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	transport := bodyTransport{fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport}
+	transport := subs.transport(bodyTransport{fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport})
 	h, err := buildHandler(st, o, transport, logger)
 	if err != nil {
 		return nil, err
 	}
-	return withStoreAPI(withRanges(h, st, logger), bucket), nil
+	h = withWarmBatches(withRanges(h, st, logger), warmBatch)
+	if c := newWorkersCache(); c != nil {
+		h = withEdgeCache(h, c, logger)
+	} else {
+		logger.Warn("no Cache API (caches.default): lists and @latest are not cached at the edge")
+	}
+	return withSubrequestLog(withStoreAPI(h, bucket), subs, logger), nil
 }
 
 // misconfigured answers every request with the configuration error, so that a deploy with a

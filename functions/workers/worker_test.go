@@ -76,6 +76,13 @@ func (tl *tools) buildWorker(t *testing.T, dir string, tags ...string) {
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build (js/wasm): %v\n%s", err, b)
 	}
+	entry, err := os.ReadFile(filepath.Join(tl.root, "functions", "workers", "modmirror.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "modmirror.mjs"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := os.ReadFile(filepath.Join(tl.root, "wrangler.toml"))
 	if err != nil {
 		t.Fatal(err)
