@@ -9,10 +9,14 @@ import (
 	"github.com/modmirror/modmirror/shared/config"
 )
 
-// DefaultSpoolLimit is the largest zip a Worker verifies: it is held in memory while it is
-// hashed, and the isolate has 128 MB for everything (the Go heap, the wasm runtime, other
-// requests in flight in the same isolate). A larger zip is refused with 502 and not stored.
-const DefaultSpoolLimit = 64 << 20
+// DefaultSpoolLimit is the largest zip a Worker holds in memory while it verifies it, then
+// stores it with one put. A larger zip (or one of unknown size) is verified as it streams into
+// an R2 multipart upload, completed only once the zip is verified, in bounded memory (a part of
+// r2store.PartSize and the hasher's state), up to the go command's limit of 500 MiB; beyond
+// that it is refused with 502 and not stored. The isolate has 128 MB for everything (the Go
+// heap, the wasm runtime, other requests in flight in the same isolate), so a zip in memory is
+// kept small.
+const DefaultSpoolLimit = 16 << 20
 
 // options are the Worker's settings, from its vars and secrets (MODMIRROR_<FLAG>): the ones
 // every host shares and the Worker's own. Settings that name a file elsewhere (-tokens,
@@ -30,7 +34,7 @@ func parseOptions(getenv func(string) string) (*options, error) {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.Register(fs)
-	fs.Int64Var(&o.spoolLimit, "spool-limit", DefaultSpoolLimit, "largest zip, in bytes, verified in memory")
+	fs.Int64Var(&o.spoolLimit, "spool-limit", DefaultSpoolLimit, "largest zip, in bytes, verified in memory (larger ones stream into a multipart upload)")
 	if err := config.Parse(fs, nil, getenv); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,9 @@ func buildHandler(st store.Store, o *options, transport http.RoundTripper, logge
 	if err != nil {
 		return nil, err
 	}
-	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit} // no file system: every zip in memory
+	// No file system: a zip up to the limit is verified in memory; a larger one streams into an
+	// R2 multipart upload as it is verified (r2store is a store.StreamStager).
+	cfg.Spool = spool.Options{MemoryMax: o.spoolLimit}
 	cfg.WarmInRequest = true
 	// A Worker's Go instance serves one request: an object kept in memory is never asked for
 	// again, and reading it into memory would copy through Go a body that R2 can hand to the

@@ -32,7 +32,7 @@ const bucketBinding = "MODULES"
 const memoryLimit = 96 << 20
 
 // memoryNotice is the wasm memory above which a request logs how much it used.
-const memoryNotice = 32 << 20
+const memoryNotice = 16 << 20
 
 func main() {
 	// Each request runs a fresh Go instance: setting up is per request, and cheap.
@@ -101,7 +101,7 @@ func newHandler(getenv func(string) string, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	transport := subs.transport(fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport)
+	transport := subs.transport(bodyTransport{fetch.NewClient().HTTPClient(fetch.RedirectModeFollow).Transport})
 	h, err := buildHandler(st, o, transport, logger)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,8 @@ const storeAPIPrefix = "/_storeapi/"
 //	GET  /_storeapi/readat?prefix=P&key=K&off=N&n=N         ReadAt; X-Store-EOF: 1 at the end
 //	PUT  /_storeapi/put?prefix=P&key=K&size=N&ifabsent=1&ifmatch=E&ct=T&cc=C   body = content
 //	GET  /_storeapi/walk?prefix=P&under=W                   Walk as a JSON array of Infos
+//	PUT  /_storeapi/stream?prefix=P&key=K&ifabsent=1&ct=T&cc=C&commit=1   body = content, written
+//	     into StageStream's Pending in 1 MiB writes, then committed (commit=1) or closed
 //
 // Errors answer 409 with {"kind": "notexist|exist|precondition|invalidkey|other", "message"}.
 func withStoreAPI(next http.Handler, bucket js.Value) http.Handler {
@@ -108,6 +110,27 @@ func storeOp(w http.ResponseWriter, r *http.Request, st *r2store.Store, op strin
 		}
 		o := store.PutOptions{IfAbsent: get("ifabsent") == "1", IfMatch: get("ifmatch"), ContentType: get("ct"), CacheControl: get("cc")}
 		info, err := st.Put(ctx, key, r.Body, size, o)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, info)
+	case "stream":
+		o := store.PutOptions{IfAbsent: get("ifabsent") == "1", ContentType: get("ct"), CacheControl: get("cc")}
+		pending, err := st.StageStream(ctx, key, o)
+		if err != nil {
+			return err
+		}
+		defer pending.Close()
+		if _, err := io.CopyBuffer(pending, struct{ io.Reader }{r.Body}, make([]byte, 1<<20)); err != nil {
+			return err
+		}
+		if get("commit") != "1" {
+			if err := pending.Close(); err != nil {
+				return err
+			}
+			return writeJSON(w, store.Info{Key: key, Size: -1})
+		}
+		info, err := pending.Commit(ctx)
 		if err != nil {
 			return err
 		}

@@ -330,18 +330,25 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-func TestHashZipInvalid(t *testing.T) {
-	const p, v = "example.com/m", "v1.0.0"
+// invalidZip is a zip, or a module path or version, that HashZip refuses.
+type invalidZip struct {
+	name          string
+	zip           []byte
+	path, version string
+	size          int64 // if not 0, the size passed to HashZip
+	wantErr       string
+}
+
+// The module of invalidZips, unless a case says otherwise.
+const invalidPath, invalidVersion = "example.com/m", "v1.0.0"
+
+// invalidZips returns the cases HashZip refuses, and a valid zip of the same module.
+func invalidZips(t testing.TB) (tests []invalidZip, valid []byte) {
+	const p, v = invalidPath, invalidVersion
 	const pre = p + "@" + v + "/"
 	gomod := rawEntry{name: pre + "go.mod", data: "module example.com/m\n"}
-	valid := rawZip(t, []rawEntry{gomod, {name: pre + "m.go", data: "package m\n"}})
-	tests := []struct {
-		name          string
-		zip           []byte
-		path, version string
-		size          int64 // if not 0, the size passed to HashZip
-		wantErr       string
-	}{
+	valid = rawZip(t, []rawEntry{gomod, {name: pre + "m.go", data: "package m\n"}})
+	return []invalidZip{
 		{name: "file outside the prefix", wantErr: "does not have prefix",
 			zip: rawZip(t, []rawEntry{gomod, {name: "example.com/other@v1.0.0/x.go", data: "package x\n"}})},
 		{name: "other version", wantErr: "does not have prefix",
@@ -386,7 +393,12 @@ func TestHashZipInvalid(t *testing.T) {
 		{name: "non-canonical version", version: "v1.0", wantErr: "not canonical", zip: valid},
 		{name: "bad module path", path: "example.com/m/../x", wantErr: "malformed", zip: valid},
 		{name: "major version mismatch", path: "example.com/m/v2", wantErr: "should be v2", zip: valid},
-	}
+	}, valid
+}
+
+func TestHashZipInvalid(t *testing.T) {
+	const p, v = invalidPath, invalidVersion
+	tests, valid := invalidZips(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, version := p, v

@@ -67,3 +67,24 @@ func FuzzHashZip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHashZipStream checks that the streaming hash never panics and never accepts a zip that
+// HashZip refuses or hashes differently.
+func FuzzHashZipStream(f *testing.F) {
+	if data, err := os.ReadFile("testdata/golang.org_x_sync@v0.24.0.zip"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("PK\x05\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("PK\x03\x04not a zip"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const path, version = "golang.org/x/sync", "v0.24.0"
+		got, err := HashZipStream(bytes.NewReader(data), int64(len(data)), path, version)
+		if err != nil {
+			return
+		}
+		want, err := HashZip(bytes.NewReader(data), int64(len(data)), path, version)
+		if err != nil || want != got {
+			t.Fatalf("HashZipStream accepted a zip with %s; HashZip gives %q, %v", got, want, err)
+		}
+	})
+}

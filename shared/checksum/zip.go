@@ -100,6 +100,35 @@ func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (s
 		return &pooledReader{Reader: d, pool: decoders}
 	})
 
+	if err := checkZipFiles(z.File, modPath, version, true); err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(z.File))
+	byName := make(map[string]*zip.File, len(z.File))
+	for _, zf := range z.File {
+		names = append(names, zf.Name)
+		byName[zf.Name] = zf
+	}
+
+	// dirhash.HashZip, streaming each entry through archive/zip's length and CRC-32 checks.
+	return h.hash1(names, func(name string) (io.ReadCloser, error) {
+		zf := byName[name]
+		if zf == nil {
+			return nil, fmt.Errorf("file %q not found in zip", name) // cannot happen
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", name, err)
+		}
+		return &namedReader{name: name, rc: rc}, nil
+	})
+}
+
+// checkZipFiles applies the checks of modzip.CheckZip to a zip's entries, entry by entry, then
+// those of modzip.CheckFiles to its files with the prefix stripped. open says whether the
+// entries' content may be read (CheckFiles reads the root go.mod for its go version, which
+// decides only which files are omitted, never whether the zip is valid).
+func checkZipFiles(zfs []*zip.File, modPath, version string, open bool) error {
 	// The checks of modzip.CheckZip, entry by entry.
 	prefix := modPath + "@" + version + "/"
 	var (
@@ -108,15 +137,11 @@ func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (s
 		total      int64
 		files      []modzip.File
 		collisions = make(collisionChecker)
-		names      = make([]string, 0, len(z.File))
-		byName     = make(map[string]*zip.File, len(z.File))
 	)
 	addError := func(zf *zip.File, err error) {
 		invalid = append(invalid, modzip.FileError{Path: zf.Name, Err: err})
 	}
-	for _, zf := range z.File {
-		names = append(names, zf.Name)
-		byName[zf.Name] = zf
+	for _, zf := range zfs {
 		if !strings.HasPrefix(zf.Name, prefix) {
 			addError(zf, fmt.Errorf("path does not have prefix %q", prefix))
 			continue
@@ -172,31 +197,17 @@ func (h *Hasher) hashZip(ra io.ReaderAt, size int64, modPath, version string) (s
 			addError(zf, fmt.Errorf("LICENSE file too large (max size is %d bytes)", modzip.MaxLICENSE))
 			continue
 		}
-		files = append(files, zipEntry{name: name, f: zf})
+		files = append(files, zipEntry{name: name, f: zf, noOpen: !open})
 	}
 	if sizeErr != nil {
-		return "", sizeErr
+		return sizeErr
 	}
 	if len(invalid) > 0 {
-		return "", modzip.FileErrorList(invalid)
+		return modzip.FileErrorList(invalid)
 	}
 	// Then the rules modzip.Create applies to the files themselves.
-	if _, err := modzip.CheckFiles(files); err != nil {
-		return "", err
-	}
-
-	// dirhash.HashZip, streaming each entry through archive/zip's length and CRC-32 checks.
-	return h.hash1(names, func(name string) (io.ReadCloser, error) {
-		zf := byName[name]
-		if zf == nil {
-			return nil, fmt.Errorf("file %q not found in zip", name) // cannot happen
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", name, err)
-		}
-		return &namedReader{name: name, rc: rc}, nil
-	})
+	_, err := modzip.CheckFiles(files)
+	return err
 }
 
 // hash1 is dirhash.Hash1, with the files hashed on every CPU (within h's bound): a large
@@ -277,13 +288,19 @@ func (r *pooledReader) Close() error {
 
 // zipEntry adapts a zip entry to modzip.File, with the module prefix stripped from its name.
 type zipEntry struct {
-	name string
-	f    *zip.File
+	name   string
+	f      *zip.File
+	noOpen bool // the content is not at hand: Open fails
 }
 
-func (e zipEntry) Path() string                 { return e.name }
-func (e zipEntry) Lstat() (fs.FileInfo, error)  { return e.f.FileInfo(), nil }
-func (e zipEntry) Open() (io.ReadCloser, error) { return e.f.Open() }
+func (e zipEntry) Path() string                { return e.name }
+func (e zipEntry) Lstat() (fs.FileInfo, error) { return e.f.FileInfo(), nil }
+func (e zipEntry) Open() (io.ReadCloser, error) {
+	if e.noOpen {
+		return nil, errors.New("zip entry read as a stream: content not at hand")
+	}
+	return e.f.Open()
+}
 
 // namedReader names the zip entry in read errors (archive/zip's ErrFormat and ErrChecksum do
 // not).

@@ -286,6 +286,9 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if resp.Size > maxZip {
 		return fmt.Errorf("upstream zip of %d bytes is over the %d-byte limit", resp.Size, int64(maxZip))
 	}
+	if ss, ok := h.streamsZip(resp.Size); ok {
+		return h.streamZip(ctx, req, resp, ss, private, putOpts)
+	}
 	// A zip too large for memory is written where the store will keep it, if it can stage, and
 	// committed once verified: written once, not spooled and copied.
 	var newFile func() (spool.File, error)

@@ -114,6 +114,27 @@ type Staged interface {
 	io.Closer
 }
 
+// StreamStager is implemented by stores that can write a new object as it comes, holding
+// neither the whole of it in memory nor any of it where a reader could see it, until it is
+// committed (an R2 or S3 multipart upload): a large zip is stored while it is verified, in
+// bounded memory, by a host with no file system.
+type StreamStager interface {
+	// StageStream starts key's object, to be stored as Put with o would store it once
+	// committed.
+	StageStream(ctx context.Context, key string, o PutOptions) (Pending, error)
+}
+
+// Pending is an object being written for a StreamStager.
+type Pending interface {
+	// Write appends to the object. Nothing written is visible before Commit.
+	io.Writer
+	// Commit puts what was written in place under the key. With IfAbsent, an object already
+	// there makes it fail with ErrExist and store nothing.
+	Commit(ctx context.Context) (Info, error)
+	// Close discards what was written, unless Commit put it in place; it leaves nothing behind.
+	io.Closer
+}
+
 // PutOrCommit stores what r holds (size bytes) under key as Put with o does, but an r that is
 // an object st staged for key (a Staged) is committed in place instead of copied.
 func PutOrCommit(ctx context.Context, st Store, key string, r io.Reader, size int64, o PutOptions) (Info, error) {

@@ -10,6 +10,9 @@
 //   - A Put of known size streams through a FixedLengthStream, chunk by chunk with
 //     backpressure, so a zip never sits whole in Go memory; a Put of unknown size is read into
 //     memory first (lists and other small objects).
+//   - StageStream (store.StreamStager) is a multipart upload: parts of PartSize go up as they
+//     are written, Commit completes the upload and Close before it aborts it, so an object too
+//     large for memory is stored while it is verified and appears only if it passes.
 //   - An Object's body is the binding's ReadableStream. Its WriteTo hands that stream over to a
 //     syumai/workers ResponseWriter, so a stored zip streams from R2 to the client without
 //     passing through Go; ReadAt makes ranged gets.

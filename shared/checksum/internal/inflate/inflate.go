@@ -139,6 +139,24 @@ func (d *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Rest returns the input the Reader read past the end of the stream: once Read has returned
+// io.EOF, the bytes that follow the final block (the Reader reads its source ahead, in chunks).
+// It returns nil before the end. The slice is valid until the next Reset or Read.
+func (d *Reader) Rest() []byte {
+	if d.state != stateDone {
+		return nil
+	}
+	d.unread()
+	end := d.inEnd
+	if d.srcEOF {
+		end = d.realEnd
+	}
+	if d.inPos >= end {
+		return nil
+	}
+	return d.in[d.inPos:end]
+}
+
 // slide moves the last windowSize bytes of output to the front of the buffer, making room.
 func (d *Reader) slide() {
 	copy(d.out, d.out[d.o-windowSize:d.o])
