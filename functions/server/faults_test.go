@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -296,4 +297,41 @@ func TestAbuseIsLoggedAndThrottled(t *testing.T) {
 	if events < 1 || events > 2 {
 		t.Errorf("%d security events for one client guessing tokens in one window; want one (two if the window ended)", events)
 	}
+}
+
+// TestFullStorePassesThrough serves from a store on a 16 MiB tmpfs (mounted by the test, which
+// runs as root here; it fails, saying why, where it cannot mount one): a 24 MiB module cannot be
+// staged or stored, yet the go command gets it, verified, and nothing partial is left; what the
+// store holds is still served.
+func TestFullStorePassesThrough(t *testing.T) {
+	storeDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", storeDir).CombinedOutput(); err != nil {
+		t.Fatalf("this test needs a small tmpfs for a full disk (root, mount -t tmpfs): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", storeDir).Run() })
+	big := testkit.NewBig(t, "example.com/big", "v1.0.0", 24<<20)
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t), Big: []*testkit.BigModule{big}})
+	p := start(t, serverBinary(t), nil, "-store", storeDir, "-upstream", up.URL, "-sumdb", up.SumDBKey)
+	g := testkit.NewGoEnv(t, p.url, up)
+	g.Set("GOSUMDB", up.SumDBKey)
+	g.MustRun(t.TempDir(), "mod", "download", "example.com/lib@v1.1.0")
+
+	out := g.MustRun(t.TempDir(), "mod", "download", "-json", "example.com/big@v1.0.0")
+	var dl struct{ Sum, Error string }
+	if err := json.Unmarshal([]byte(out), &dl); err != nil || dl.Sum != big.ZipHash {
+		t.Fatalf("a module too large for the store's disk: sum %q error %q (%v); want it passed through, %s", dl.Sum, dl.Error, err, big.ZipHash)
+	}
+	if _, err := os.Stat(filepath.Join(storeDir, "example.com/big/@v/v1.0.0.zip")); err == nil {
+		t.Error("a zip that did not fit was stored")
+	}
+	if files, _ := stagedBytes(t, storeDir); len(files) != 0 {
+		t.Errorf("staged files left on the full disk: %q", files)
+	}
+	if !strings.Contains(p.Output(), `"event":"store"`) {
+		t.Error("no event=store line for the zip the store could not take")
+	}
+	g2 := testkit.NewGoEnv(t, p.url, up)
+	g2.Set("GOSUMDB", up.SumDBKey)
+	up.Stop()
+	g2.MustRun(t.TempDir(), "mod", "download", "example.com/lib@v1.1.0") // from the store
 }

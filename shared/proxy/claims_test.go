@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -108,8 +109,9 @@ func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, size in
 }
 
 // TestStoreFailures: a store that cannot be read answers 503 with the reason; one that cannot be
-// written fails the fill with 502 and leaves nothing, while stored objects are still served; and
-// the process serves again once the store is back.
+// written still answers with the verified object, passed through and logged with event=store,
+// leaving nothing, while stored objects are still served; and the process stores again once the
+// store is back.
 func TestStoreFailures(t *testing.T) {
 	fs := &failingStore{}
 	e := newEnv(t, envOptions{wrap: func(st store.Store) store.Store { fs.Store = st; return fs }})
@@ -125,10 +127,24 @@ func TestStoreFailures(t *testing.T) {
 		}
 	}
 	fs.open, fs.put = false, true
-	resp, body := e.get(t, "/example.com/lib/@v/v1.2.0.zip")
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "input/output error") {
-		t.Errorf("GET of a new object from a store that cannot be written = %d %q; want 502 naming the error", resp.StatusCode, body)
+	lib12 := testkit.Find(e.mods, "example.com/lib", "v1.2.0")
+	for path, want := range map[string][]byte{
+		"/example.com/lib/@v/v1.2.0.zip": lib12.Zip(),
+		"/example.com/lib/@v/v1.2.0.mod": lib12.GoMod(),
+	} {
+		resp, body := e.get(t, path)
+		if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+			t.Errorf("GET %s from a store that cannot be written = %d, %d bytes; want 200 and the verified %d bytes, passed through", path, resp.StatusCode, len(body), len(want))
+		}
 	}
+	if !strings.Contains(e.logs.String(), `"event":"store"`) {
+		t.Error("no event=store line for a verified object the store refused")
+	}
+	e.up.Tamper("/example.com/lib/@v/v1.0.0.zip", func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b })
+	if resp, body := e.get(t, "/example.com/lib/@v/v1.0.0.zip"); resp.StatusCode != http.StatusBadGateway || bytes.HasPrefix(body, []byte("PK")) {
+		t.Errorf("GET of a tampered zip while the store cannot be written = %d %.40q; want 502: only verified bytes pass through", resp.StatusCode, body)
+	}
+	e.up.Tamper("/example.com/lib/@v/v1.0.0.zip", nil)
 	if resp, body := e.get(t, "/example.com/lib/@v/v1.0.0.mod"); resp.StatusCode != 200 {
 		t.Errorf("GET of a stored object while the store cannot be written = %d %q; want 200", resp.StatusCode, body)
 	}

@@ -250,7 +250,9 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 		if err = checkInfo(data, req.Version); err != nil {
 			return err
 		}
-		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
+		if err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts); err != nil {
+			err = passThrough(err, bytes.NewReader(data), int64(len(data)))
+		}
 	case goproxy.Mod:
 		var data []byte
 		if data, err = fetchSmall(ctx, up, req.Key, maxMod); err != nil {
@@ -262,7 +264,9 @@ func (h *Handler) fillObject(ctx context.Context, req goproxy.Request, up Upstre
 		if err = h.verify(ctx, req, private, true, checksum.HashMod(data)); err != nil {
 			return err
 		}
-		err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts)
+		if err = h.put(ctx, req.Key, bytes.NewReader(data), int64(len(data)), putOpts); err != nil {
+			err = passThrough(err, bytes.NewReader(data), int64(len(data)))
+		}
 	case goproxy.Zip:
 		err = h.fillZip(ctx, req, up, private, putOpts)
 	default:
@@ -296,6 +300,18 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 		newFile = func() (spool.File, error) { return st.Stage(ctx, req.Key) }
 	}
 	zip, size, err := h.cfg.Spool.CopyTo(newFile, resp.Body, resp.Size, maxZip)
+	if err != nil && newFile != nil && storeIsFull(err) && resp.Size <= maxPassThrough {
+		// The store's disk cannot take it: fetch it again into memory, to verify it there and
+		// pass it through (the Put that follows fails as well, and says so).
+		h.log.Warn("the store cannot stage a zip: holding it in memory to pass it through", "event", "store",
+			"module", req.Path, "version", req.Version, "err", err)
+		resp.Body.Close()
+		if resp, err = up.Get(ctx, req.Key); err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		zip, size, err = spool.Options{MemoryMax: maxPassThrough}.CopyTo(nil, resp.Body, resp.Size, maxPassThrough)
+	}
 	if err != nil {
 		return fmt.Errorf("read zip from %s: %w", resp.URL, err)
 	}
@@ -307,7 +323,11 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 	if err := h.verify(ctx, req, private, false, hash); err != nil {
 		return err
 	}
-	return h.put(ctx, req.Key, zip, size, putOpts) // hashing read it at offsets: still at its start
+	// Hashing read it at offsets: it is still at its start.
+	if err := h.put(ctx, req.Key, zip, size, putOpts); err != nil {
+		return passThrough(err, zip, size)
+	}
+	return nil
 }
 
 // put stores an object create-only, committing it if it was staged; losing the race to an
@@ -399,10 +419,11 @@ func checkGoMod(data []byte, path, version string) error {
 
 // isModulesOwn reports whether a fill's error is about the module itself (the upstream's 5xx
 // for it, bad bytes, a verification failure), which is worth remembering briefly for that module
-// alone; not a timeout, a pause the upstream asked for, or a fill that was ended, after which the
-// next request tries again.
+// alone; not a timeout, a pause the upstream asked for, a store that refused the object, or a
+// fill that was ended, after which the next request tries again.
 func isModulesOwn(fctx context.Context, err error) bool {
-	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err)
+	var refused *refusedByStore
+	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err) && !errors.As(err, &refused)
 }
 
 func isRetryAfter(err error) bool {
@@ -422,7 +443,10 @@ func (h *Handler) fillContext(ctx context.Context) (context.Context, context.Can
 // for anything the upstream or the checksum database did wrong, never cached; 503 with a
 // Retry-After when the host is shutting down (Abort).
 func (h *Handler) fillFailed(x *exchange, err error) {
+	var refused *refusedByStore
 	switch {
+	case errors.As(err, &refused):
+		h.serveRefused(x, refused)
 	case h.aborted.Err() != nil:
 		x.w.Header().Set("Retry-After", retryAfterShutdown)
 		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore,
