@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -334,4 +335,59 @@ func TestFullStorePassesThrough(t *testing.T) {
 	g2.Set("GOSUMDB", up.SumDBKey)
 	up.Stop()
 	g2.MustRun(t.TempDir(), "mod", "download", "example.com/lib@v1.1.0") // from the store
+}
+
+// TestTwoServersOneStore runs two servers on one directory and fills the same modules through
+// both at once: every stored object is the upstream's, byte for byte, each list names each
+// version once, and nothing is left staged.
+func TestTwoServersOneStore(t *testing.T) {
+	bin := serverBinary(t)
+	shaped := testkit.MustShaped(t, 8)
+	up := testkit.NewUpstream(t, testkit.Options{Modules: append(testkit.MustLoadFixtures(t), shaped...)})
+	storeDir := t.TempDir()
+	var servers []*process
+	for range 2 {
+		servers = append(servers, start(t, bin, nil, "-store", storeDir, "-upstream", up.URL, "-sumdb", up.SumDBKey))
+	}
+	args := []string{"mod", "download"}
+	for _, m := range up.Modules() {
+		args = append(args, m.Path+"@"+m.Version)
+	}
+	errs := make(chan error, len(servers))
+	for _, p := range servers {
+		go func() {
+			g := testkit.NewGoEnv(t, p.url, up)
+			g.Set("GOSUMDB", up.SumDBKey)
+			out, err := g.Run(t.TempDir(), args...)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range servers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, p := range servers {
+		p.Stop() // their background fills done
+	}
+	mods := append(testkit.MustLoadFixtures(t), shaped...)
+	for _, m := range mods {
+		key := escapedKey(t, m.Path, m.Version)
+		for ext, want := range map[string][]byte{".zip": m.Zip(), ".mod": m.GoMod()} {
+			got, err := os.ReadFile(filepath.Join(storeDir, filepath.FromSlash(key+ext)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s%s in the shared store: %d bytes, %v; want the upstream's %d bytes", key, ext, len(got), err, len(want))
+			}
+		}
+	}
+	list, err := os.ReadFile(filepath.Join(storeDir, "example.com/lib/@v/list"))
+	if err != nil || string(list) != "v1.0.0\nv1.1.0\nv1.2.0\n" {
+		t.Errorf("lib's list in the shared store = %q, %v; want each version once", list, err)
+	}
+	if files, _ := stagedBytes(t, storeDir); len(files) != 0 {
+		t.Errorf("staged files left: %q", files)
+	}
 }
