@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"syscall/js"
+
+	"github.com/modmirror/modmirror/shared/store/r2store"
 )
 
 // workersCache is the Workers Cache API's default cache (caches.default). It keeps nothing on
@@ -28,7 +30,7 @@ func newWorkersCache() edgeCache {
 }
 
 func (wc workersCache) match(ctx context.Context, key string) (*http.Response, error) {
-	res, err := awaitJS(ctx, wc.cache.Call("match", key))
+	res, err := r2store.Await(ctx, wc.cache.Call("match", key))
 	if err != nil {
 		return nil, fmt.Errorf("cache match %s: %w", key, err)
 	}
@@ -59,7 +61,7 @@ func (wc workersCache) put(ctx context.Context, key string, resp *http.Response)
 	js.CopyBytesToJS(body, data)
 	init := map[string]any{"status": resp.StatusCode, "headers": headers}
 	res := js.Global().Get("Response").New(body, init)
-	if _, err := awaitJS(ctx, wc.cache.Call("put", key, res)); err != nil {
+	if _, err := r2store.Await(ctx, wc.cache.Call("put", key, res)); err != nil {
 		return fmt.Errorf("cache put %s: %w", key, err)
 	}
 	return nil
@@ -88,7 +90,7 @@ func (b *jsBody) Read(p []byte) (int, error) {
 		return 0, errors.New("cached body: already handed to the response")
 	}
 	if b.r == nil {
-		buf, err := awaitJS(b.ctx, b.res.Call("arrayBuffer"))
+		buf, err := r2store.Await(b.ctx, b.res.Call("arrayBuffer"))
 		if err != nil {
 			return 0, fmt.Errorf("read cached body: %w", err)
 		}
@@ -100,29 +102,3 @@ func (b *jsBody) Read(p []byte) (int, error) {
 }
 
 func (b *jsBody) Close() error { return nil }
-
-// awaitJS waits for a promise to settle.
-func awaitJS(ctx context.Context, promise js.Value) (js.Value, error) {
-	type result struct {
-		v   js.Value
-		err error
-	}
-	ch := make(chan result, 1)
-	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- result{v: args[0]}
-		return nil
-	})
-	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- result{err: errors.New(args[0].Call("toString").String())}
-		return nil
-	})
-	promise.Call("then", then, catch)
-	select {
-	case r := <-ch:
-		then.Release()
-		catch.Release()
-		return r.v, r.err
-	case <-ctx.Done():
-		return js.Value{}, ctx.Err()
-	}
-}

@@ -25,9 +25,10 @@ func errorOf(v js.Value) error {
 	return &jsError{msg: v.Call("toString").String()}
 }
 
-// await waits for a promise to settle. A promise cannot be canceled, so a done ctx only stops
-// the wait: the caller must not rely on the operation not happening.
-func await(ctx context.Context, promise js.Value) (js.Value, error) {
+// Await waits for a JavaScript promise to settle (the Worker's other bindings, its Cache API,
+// use it too). A promise cannot be canceled, so a done ctx only stops the wait: the caller must
+// not rely on the operation not happening. A rejection is an error with the reason's message.
+func Await(ctx context.Context, promise js.Value) (js.Value, error) {
 	type result struct {
 		v   js.Value
 		err error
@@ -106,7 +107,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			}
 			r.reader = rd
 		}
-		res, err := await(r.ctx, r.reader.Call("read"))
+		res, err := Await(r.ctx, r.reader.Call("read"))
 		if err != nil {
 			r.err = fmt.Errorf("read R2 object: %w", err)
 			continue

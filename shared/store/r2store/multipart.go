@@ -46,7 +46,7 @@ func (s *Store) StageStream(ctx context.Context, key string, o store.PutOptions)
 	if err != nil {
 		return nil, fmt.Errorf("r2 multipart %s: create: %w", key, err)
 	}
-	up, err := await(ctx, p)
+	up, err := Await(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("r2 multipart %s: create: %w", key, err)
 	}
@@ -116,7 +116,7 @@ func (p *Pending) settle() error {
 	}
 	promise := p.inflight
 	p.inflight = js.Value{}
-	part, err := await(p.ctx, promise)
+	part, err := Await(p.ctx, promise)
 	if err != nil {
 		return p.fail(fmt.Errorf("upload part %d: %w", len(p.parts)+1, err))
 	}
@@ -162,7 +162,7 @@ func (p *Pending) Commit(ctx context.Context) (store.Info, error) {
 	if err != nil {
 		return store.Info{}, p.fail(fmt.Errorf("complete: %w", err))
 	}
-	obj, err := await(ctx, promise)
+	obj, err := Await(ctx, promise)
 	if err != nil {
 		return store.Info{}, p.fail(fmt.Errorf("complete: %w", err))
 	}
@@ -181,12 +181,12 @@ func (p *Pending) Close() error {
 	p.buf = nil
 	ctx := context.WithoutCancel(p.ctx)
 	if !p.inflight.IsUndefined() {
-		_, _ = await(ctx, p.inflight) // a part still going up would outlive the abort
+		_, _ = Await(ctx, p.inflight) // a part still going up would outlive the abort
 		p.inflight = js.Value{}
 	}
 	promise, err := call(p.upload, "abort")
 	if err == nil {
-		_, err = await(ctx, promise)
+		_, err = Await(ctx, promise)
 	}
 	if err != nil {
 		return fmt.Errorf("r2 multipart %s: abort: %w", p.key, err)

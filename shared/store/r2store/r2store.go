@@ -105,7 +105,7 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	if err != nil {
 		return store.Info{}, fmt.Errorf("r2 head %s: %w", key, err)
 	}
-	obj, err := await(ctx, p)
+	obj, err := Await(ctx, p)
 	if err != nil {
 		return store.Info{}, fmt.Errorf("r2 head %s: %w", key, err)
 	}
@@ -126,7 +126,7 @@ func (s *Store) Open(ctx context.Context, key string) (store.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("r2 get %s: %w", key, err)
 	}
-	obj, err := await(ctx, p)
+	obj, err := Await(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("r2 get %s: %w", key, err)
 	}
@@ -164,7 +164,7 @@ func (s *Store) getRange(ctx context.Context, okey string, offset, length int64)
 	if err != nil {
 		return js.Value{}, js.Value{}, err
 	}
-	obj, err = await(ctx, p)
+	obj, err = Await(ctx, p)
 	if err != nil {
 		return js.Value{}, js.Value{}, err
 	}
@@ -265,7 +265,7 @@ func (s *Store) putBuffered(ctx context.Context, okey string, r io.Reader, size 
 	if err != nil {
 		return js.Value{}, err
 	}
-	return await(ctx, p)
+	return Await(ctx, p)
 }
 
 // putStreaming streams exactly size bytes of r into the bucket through a FixedLengthStream. On
@@ -292,12 +292,12 @@ func (s *Store) putStreaming(ctx context.Context, okey string, r io.Reader, size
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := await(context.WithoutCancel(ctx), putPromise)
+		v, err := Await(context.WithoutCancel(ctx), putPromise)
 		done <- result{v, err}
 	}()
 	abort := func(cause error) (js.Value, error) {
 		if p, err := call(writer, "abort", js.Global().Get("Error").New(cause.Error())); err == nil {
-			_, _ = await(context.WithoutCancel(ctx), p)
+			_, _ = Await(context.WithoutCancel(ctx), p)
 		}
 		<-done // the put rejects once the stream is aborted
 		return js.Value{}, cause
@@ -323,7 +323,7 @@ func (s *Store) putStreaming(ctx context.Context, okey string, r io.Reader, size
 			if err != nil {
 				return abort(err)
 			}
-			if _, err := await(ctx, p); err != nil {
+			if _, err := Await(ctx, p); err != nil {
 				return abort(err)
 			}
 			written += int64(n)
@@ -350,7 +350,7 @@ func (s *Store) putStreaming(ctx context.Context, okey string, r io.Reader, size
 	if err != nil {
 		return abort(err)
 	}
-	if _, err := await(ctx, p); err != nil {
+	if _, err := Await(ctx, p); err != nil {
 		return abort(err)
 	}
 	res := <-done
@@ -373,7 +373,7 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(store.Info) err
 		if err != nil {
 			return fmt.Errorf("r2 list %q: %w", prefix, err)
 		}
-		res, err := await(ctx, p)
+		res, err := Await(ctx, p)
 		if err != nil {
 			return fmt.Errorf("r2 list %q: %w", prefix, err)
 		}
