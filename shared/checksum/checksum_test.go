@@ -342,6 +342,21 @@ type invalidZip struct {
 // The module of invalidZips, unless a case says otherwise.
 const invalidPath, invalidVersion = "example.com/m", "v1.0.0"
 
+// args returns the module path, version and size a hasher is given for the case.
+func (z invalidZip) args() (path, version string, size int64) {
+	path, version, size = invalidPath, invalidVersion, int64(len(z.zip))
+	if z.path != "" {
+		path = z.path
+	}
+	if z.version != "" {
+		version = z.version
+	}
+	if z.size != 0 {
+		size = z.size
+	}
+	return path, version, size
+}
+
 // invalidZips returns the cases HashZip refuses, and a valid zip of the same module.
 func invalidZips(t testing.TB) (tests []invalidZip, valid []byte) {
 	const p, v = invalidPath, invalidVersion
@@ -401,17 +416,7 @@ func TestHashZipInvalid(t *testing.T) {
 	tests, valid := invalidZips(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, version := p, v
-			if tt.path != "" {
-				path = tt.path
-			}
-			if tt.version != "" {
-				version = tt.version
-			}
-			size := int64(len(tt.zip))
-			if tt.size != 0 {
-				size = tt.size
-			}
+			path, version, size := tt.args()
 			h, err := HashZip(bytes.NewReader(tt.zip), size, path, version)
 			if err == nil {
 				t.Fatalf("HashZip = %s, want an error", h)

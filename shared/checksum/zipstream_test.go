@@ -140,17 +140,7 @@ func TestHashZipStreamInvalid(t *testing.T) {
 	tests, valid := invalidZips(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, version := invalidPath, invalidVersion
-			if tt.path != "" {
-				path = tt.path
-			}
-			if tt.version != "" {
-				version = tt.version
-			}
-			size := int64(len(tt.zip))
-			if tt.size != 0 {
-				size = tt.size
-			}
+			path, version, size := tt.args()
 			h, err := HashZipStream(bytes.NewReader(tt.zip), size, path, version)
 			if err == nil {
 				t.Fatalf("HashZipStream = %s, want an error", h)
