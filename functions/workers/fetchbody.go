@@ -3,18 +3,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"syscall/js"
+	"time"
 )
 
 // bodyTransport reads fetch responses' bodies with a fetchBody instead of syumai/workers' reader,
 // which allocates two Go buffers and two JavaScript callbacks for every chunk of the stream (4
 // KiB under workerd): for a large zip, tens of thousands of chunks, that cost most of a fill's
-// time. A fetchBody reads workerd's byte streams at least 128 KiB at a time.
+// time. A fetchBody reads workerd's byte streams at least 128 KiB at a time, and honours the
+// request's context, which syumai/workers' reader does not: see fetchBody.Read.
 type bodyTransport struct{ next http.RoundTripper }
 
 // rawJSBody is implemented by syumai/workers' response bodies.
@@ -27,15 +30,17 @@ func (t bodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if raw, ok := resp.Body.(rawJSBody); ok {
 		if stream := raw.GetRawJSBody(); stream.Type() == js.TypeObject {
-			resp.Body = newFetchBody(stream, resp.ContentLength)
+			resp.Body = newFetchBody(req.Context(), stream, resp.ContentLength)
 		}
 	}
 	return resp, nil
 }
 
 // fetchBody reads a ReadableStream of Uint8Arrays into Go through one buffer and one pair of
-// callbacks for its whole life. Close may come from another goroutine while a Read waits.
+// callbacks for its whole life. Close may come from another goroutine while a Read waits, and a
+// Read waiting on the stream ends when ctx is done.
 type fetchBody struct {
+	ctx         context.Context // the request's: once done, the body fails with its cause
 	stream      js.Value
 	then, catch js.Func
 	results     chan jsResult
@@ -56,9 +61,10 @@ type jsResult struct {
 	err error
 }
 
-// newFetchBody returns a reader of stream, whose length is size (-1: unknown).
-func newFetchBody(stream js.Value, size int64) *fetchBody {
-	b := &fetchBody{stream: stream, results: make(chan jsResult, 1), viewSize: byobSize}
+// newFetchBody returns a reader of stream, whose length is size (-1: unknown), for the request
+// whose context is ctx.
+func newFetchBody(ctx context.Context, stream js.Value, size int64) *fetchBody {
+	b := &fetchBody{ctx: ctx, stream: stream, results: make(chan jsResult, 1), viewSize: byobSize}
 	if size >= 0 && size < byobSize {
 		b.viewSize = max(int(size), 1) // a small body takes a small buffer
 	}
@@ -94,7 +100,10 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 		}
 		b.mu.Unlock()
 
-		res := <-b.results
+		res, ok := b.await()
+		if !ok {
+			return 0, b.err
+		}
 		b.mu.Lock()
 		b.pending = false
 		switch {
@@ -125,6 +134,38 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 	n := copy(p, b.chunk)
 	b.chunk = b.chunk[n:]
 	return n, nil
+}
+
+// await waits for the read in flight to settle, or for the request's context to end. A read
+// waits on the upstream's next bytes, and nothing but the stream's cancel settles it early: the
+// proxy core's timeouts (the idle timeout of a body that stalls, the fill's deadline) cancel the
+// request's context, which the fetch API knows nothing of, so without this a stalled body held
+// its Read, and the client, until workerd gave up on the request. When ctx ends first, the
+// stream is canceled (which settles the read; its callbacks are freed then) and ok is false,
+// with b.err the context's cause.
+func (b *fetchBody) await() (res jsResult, ok bool) {
+	select {
+	case res = <-b.results:
+		return res, true
+	case <-b.ctx.Done():
+	}
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = fmt.Errorf("read the fetch body: %w", context.Cause(b.ctx))
+		b.cancel()
+	}
+	b.mu.Unlock()
+	// The cancel settles the read at once; should it not, the callbacks stay (a Go instance
+	// lives for one request) rather than the Read waiting on.
+	select {
+	case <-b.results:
+		b.mu.Lock()
+		b.pending = false
+		b.release()
+		b.mu.Unlock()
+	case <-time.After(time.Second):
+	}
+	return res, false
 }
 
 // Sizes of a BYOB reader's reads.
@@ -177,12 +218,17 @@ func (b *fetchBody) Close() error {
 	}
 	if b.err == nil {
 		b.err = errors.New("read the fetch body: closed")
-		target := b.stream
-		if !b.reader.IsUndefined() {
-			target = b.reader
-		}
-		target.Call("cancel").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		b.cancel()
 	}
 	b.release()
 	return nil
+}
+
+// cancel cancels the stream through its reader, if one was taken; b.mu is held.
+func (b *fetchBody) cancel() {
+	target := b.stream
+	if !b.reader.IsUndefined() {
+		target = b.reader
+	}
+	target.Call("cancel").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
 }
