@@ -302,8 +302,9 @@ func TestAbuseIsLoggedAndThrottled(t *testing.T) {
 
 // TestFullStorePassesThrough serves from a store on a 16 MiB tmpfs (mounted by the test, which
 // runs as root here; it fails, saying why, where it cannot mount one): a 24 MiB module cannot be
-// staged or stored, yet the go command gets it, verified, and nothing partial is left; what the
-// store holds is still served.
+// staged or stored, yet the go command gets it, verified (held in memory); an 80 MiB one is
+// streamed through, verified on the way, and a tampered one is cut off; nothing partial is left,
+// and what the store holds is still served.
 func TestFullStorePassesThrough(t *testing.T) {
 	storeDir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", storeDir).CombinedOutput(); err != nil {
@@ -311,7 +312,8 @@ func TestFullStorePassesThrough(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", storeDir).Run() })
 	big := testkit.NewBig(t, "example.com/big", "v1.0.0", 24<<20)
-	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t), Big: []*testkit.BigModule{big}})
+	huge := testkit.NewBig(t, "example.com/huge", "v1.0.0", 80<<20) // too large to hold in memory
+	up := testkit.NewUpstream(t, testkit.Options{Modules: testkit.MustLoadFixtures(t), Big: []*testkit.BigModule{big, huge}})
 	p := start(t, serverBinary(t), nil, "-store", storeDir, "-upstream", up.URL, "-sumdb", up.SumDBKey)
 	g := testkit.NewGoEnv(t, p.url, up)
 	g.Set("GOSUMDB", up.SumDBKey)
@@ -331,6 +333,30 @@ func TestFullStorePassesThrough(t *testing.T) {
 	if !strings.Contains(p.Output(), `"event":"store"`) {
 		t.Error("no event=store line for the zip the store could not take")
 	}
+
+	// Too large to hold: streamed through, verified on the way.
+	out = g.MustRun(t.TempDir(), "mod", "download", "-json", "example.com/huge@v1.0.0")
+	dl.Sum, dl.Error = "", ""
+	if err := json.Unmarshal([]byte(out), &dl); err != nil || dl.Sum != huge.ZipHash {
+		t.Fatalf("an 80 MiB module through a full store: sum %q error %q (%v); want it streamed through, %s", dl.Sum, dl.Error, err, huge.ZipHash)
+	}
+	// A wrong one is cut off before its end: no client gets all the bytes it was promised.
+	const hugeZip = "/example.com/huge/@v/v1.0.0.zip"
+	up.Tamper(hugeZip, func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b })
+	resp, err := http.Get(p.url + hugeZip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rerr := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == 200 && rerr == nil {
+		t.Errorf("a tampered 80 MiB zip streamed through: 200 and all %d bytes; want it cut off", got)
+	}
+	up.Tamper(hugeZip, nil)
+	if files, _ := stagedBytes(t, storeDir); len(files) != 0 {
+		t.Errorf("staged files left on the full disk: %q", files)
+	}
+
 	g2 := testkit.NewGoEnv(t, p.url, up)
 	g2.Set("GOSUMDB", up.SumDBKey)
 	up.Stop()

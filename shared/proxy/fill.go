@@ -300,7 +300,10 @@ func (h *Handler) fillZip(ctx context.Context, req goproxy.Request, up Upstream,
 		newFile = func() (spool.File, error) { return st.Stage(ctx, req.Key) }
 	}
 	zip, size, err := h.cfg.Spool.CopyTo(newFile, resp.Body, resp.Size, maxZip)
-	if err != nil && newFile != nil && storeIsFull(err) && resp.Size <= maxPassThrough {
+	if err != nil && newFile != nil && storeIsFull(err) && (resp.Size < 0 || resp.Size > maxPassThrough) {
+		return &tooLargeToHold{fmt.Errorf("stage %s: %w", req.Key, err)}
+	}
+	if err != nil && newFile != nil && storeIsFull(err) {
 		// The store's disk cannot take it: fetch it again into memory, to verify it there and
 		// pass it through (the Put that follows fails as well, and says so).
 		h.log.Warn("the store cannot stage a zip: holding it in memory to pass it through", "event", "store",
@@ -422,8 +425,12 @@ func checkGoMod(data []byte, path, version string) error {
 // alone; not a timeout, a pause the upstream asked for, a store that refused the object, or a
 // fill that was ended, after which the next request tries again.
 func isModulesOwn(fctx context.Context, err error) bool {
-	var refused *refusedByStore
-	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err) && !errors.As(err, &refused)
+	var (
+		refused  *refusedByStore
+		tooLarge *tooLargeToHold
+	)
+	return fctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isRetryAfter(err) &&
+		!errors.As(err, &refused) && !errors.As(err, &tooLarge)
 }
 
 func isRetryAfter(err error) bool {
@@ -443,10 +450,15 @@ func (h *Handler) fillContext(ctx context.Context) (context.Context, context.Can
 // for anything the upstream or the checksum database did wrong, never cached; 503 with a
 // Retry-After when the host is shutting down (Abort).
 func (h *Handler) fillFailed(x *exchange, err error) {
-	var refused *refusedByStore
+	var (
+		refused  *refusedByStore
+		tooLarge *tooLargeToHold
+	)
 	switch {
 	case errors.As(err, &refused):
 		h.serveRefused(x, refused)
+	case errors.As(err, &tooLarge) && x.up != nil:
+		h.streamThrough(x, tooLarge.err)
 	case h.aborted.Err() != nil:
 		x.w.Header().Set("Retry-After", retryAfterShutdown)
 		h.fail(x, http.StatusServiceUnavailable, goproxy.CacheNoStore,

@@ -50,7 +50,8 @@ func (h *Handler) streamZip(ctx context.Context, req goproxy.Request, resp *upst
 		"store_write_ms", w.took.Milliseconds(), "sys_mib", ms.Sys>>20, "heap_inuse_mib", ms.HeapInuse>>20, "err", err)
 	switch {
 	case w.err != nil:
-		return fmt.Errorf("store %s: %w", req.Key, w.err)
+		// The store cannot take it: each request streams it through instead.
+		return &tooLargeToHold{fmt.Errorf("store %s: %w", req.Key, w.err)}
 	case err != nil:
 		return fmt.Errorf("invalid zip from %s: %w", resp.URL, err)
 	}
@@ -58,7 +59,7 @@ func (h *Handler) streamZip(ctx context.Context, req goproxy.Request, resp *upst
 		return err
 	}
 	if _, err := pending.Commit(ctx); err != nil && !errors.Is(err, store.ErrExist) {
-		return fmt.Errorf("store %s: %w", req.Key, err)
+		return &tooLargeToHold{fmt.Errorf("store %s: %w", req.Key, err)}
 	}
 	return nil
 }
