@@ -150,10 +150,10 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 		if err := os.MkdirAll(fdir, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(fdir, "floor.mjs"), []byte("export default { fetch() { return new Response(\"ok\"); } };\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(fdir, "floor.mjs"), []byte(floorWorker), 0o644); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(fdir, "wrangler.toml"), []byte("name = \"floor\"\nmain = \"floor.mjs\"\ncompatibility_date = \"2025-11-01\"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(fdir, "wrangler.toml"), []byte(floorConfig), 0o644); err != nil {
 			return err
 		}
 		fport, err := testkit.FreePort()
@@ -182,6 +182,25 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 			return err
 		}
 		floorCPU := (floorAfter - floorBefore) / time.Duration(n)
+		// The floor of a hit: the same Worker reading a small object from its local R2 and
+		// answering with its body, nothing else.
+		if _, err := fetch(ctx, floorClient, floorURL+"/r2", -1); err != nil { // puts it
+			return fmt.Errorf("the R2-only Worker: %w", err)
+		}
+		r2Before, err := groupCPU(fproc.Pid(), "workerd")
+		if err != nil {
+			return err
+		}
+		for range n {
+			if _, err := fetch(ctx, floorClient, floorURL+"/r2", -1); err != nil {
+				return fmt.Errorf("the R2-only Worker: %w", err)
+			}
+		}
+		r2After, err := groupCPU(fproc.Pid(), "workerd")
+		if err != nil {
+			return err
+		}
+		r2FloorCPU := (r2After - r2Before) / time.Duration(n)
 		fproc.Stop()
 
 		logf("self-hosted server")
@@ -288,6 +307,7 @@ func run(ctx context.Context, n int, stdout, progress io.Writer) (err error) {
 		}
 		fmt.Fprintf(stdout, "| CPU time per fill of a %d MiB `.zip` (median of %d) | %s | %s | reported |\n", fillSize>>20, fillCount, ms(cpus[w]["fill"]), ms(cpus[s]["fill"]))
 		fmt.Fprintf(stdout, "| CPU time per request of an empty Worker (`new Response(\"ok\")`): the floor of wrangler dev's workerd | %s | n/a | context |\n", ms(floorCPU))
+		fmt.Fprintf(stdout, "| CPU time per request of a Worker that only answers a small object's body from its local R2: the floor of a hit here | %s | n/a | context |\n", ms(r2FloorCPU))
 		fmt.Fprintf(stdout, "\nLatency: one GET at a time over keep-alive on 127.0.0.1, whole body read, after a fill; "+
 			"%d requests per object (a tenth of that for the large zip). The Worker answers stored objects and "+
 			"edge-cached lists in its entry point (`modmirror.mjs`) without starting Go; a request that reaches Go starts "+
@@ -435,3 +455,28 @@ func copyDir(from, to string) error {
 	}
 	return nil
 }
+
+// floorWorker is the Worker that measures this setup's floor: "/" answers at once, "/r2" answers
+// a small object's body from the local R2 bucket (storing it on the first request).
+const floorWorker = `export default {
+  async fetch(request, env) {
+    if (new URL(request.url).pathname !== "/r2") return new Response("ok");
+    let obj = await env.MODULES.get("floor.mod");
+    if (obj === null) {
+      await env.MODULES.put("floor.mod", "module example.com/floor\n\ngo 1.21\n");
+      obj = await env.MODULES.get("floor.mod");
+    }
+    return new Response(obj.body, { headers: { "Content-Length": String(obj.size) } });
+  },
+};
+`
+
+// floorConfig is the floor Worker's wrangler.toml.
+const floorConfig = `name = "floor"
+main = "floor.mjs"
+compatibility_date = "2025-11-01"
+
+[[r2_buckets]]
+binding = "MODULES"
+bucket_name = "floor"
+`
