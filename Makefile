@@ -5,7 +5,7 @@ LISTEN  ?= 127.0.0.1:8080
 PKGS    := ./...
 STATICCHECK := $(GO) tool staticcheck
 
-.PHONY: run test unit lint bench mirror build deps clean fuzz
+.PHONY: run test unit lint bench mirror build deps clean fuzz release
 .PHONY: lambda build-ModmirrorFunction
 .PHONY: worker
 
@@ -52,8 +52,13 @@ bench:
 build:
 	$(GO) build -o bin/ ./functions/server ./generator
 
+## release: the release in dist/: an archive per platform (modmirror and modmirror-generator,
+## LICENSE, README.md), SHA256SUMS and a CycloneDX SBOM; two runs on one commit give the same bytes.
+release:
+	$(GO) run ./infra/release -o dist
+
 clean:
-	rm -rf bin build
+	rm -rf bin build dist
 
 # The Worker: Go compiled to WebAssembly with syumai/workers, the JavaScript glue beside it,
 # built for Workers Paid (10 MiB gzipped upload), with the compiler's inlining on (see
