@@ -93,6 +93,15 @@ type DB struct {
 
 	// supportedStored: sumdb/<name>/supported is in the store.
 	supportedStored atomic.Bool
+	// head is the last signed tree head openHead verified: the store's head changes rarely, and
+	// every lookup and tile fetched reads it.
+	head atomic.Pointer[verifiedHead]
+}
+
+// verifiedHead is a signed tree head whose signature was checked, and its tree.
+type verifiedHead struct {
+	msg  []byte
+	tree tlog.Tree
 }
 
 // generation is one sumdb.Client and what its operations observed.
@@ -413,7 +422,7 @@ func (d *DB) pinLookup(ctx context.Context, data []byte) []byte {
 	if err != nil || bytes.Equal(head, signed) {
 		return data
 	}
-	tree, err := d.openTree(head)
+	tree, err := d.openHead(head)
 	if err != nil || id >= tree.N {
 		return data
 	}

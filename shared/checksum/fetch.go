@@ -181,6 +181,19 @@ func (d *DB) notExist(err error) error {
 	return err
 }
 
+// openHead is openTree for the store's own head, remembering the last one it verified: the
+// same bytes need no second signature check.
+func (d *DB) openHead(msg []byte) (tlog.Tree, error) {
+	if h := d.head.Load(); h != nil && bytes.Equal(h.msg, msg) {
+		return h.tree, nil
+	}
+	tree, err := d.openTree(msg)
+	if err == nil {
+		d.head.Store(&verifiedHead{msg: bytes.Clone(msg), tree: tree})
+	}
+	return tree, err
+}
+
 // openTree verifies a signed tree head with the database's key and parses it.
 func (d *DB) openTree(msg []byte) (tlog.Tree, error) {
 	n, err := note.Open(msg, note.VerifierList(d.verifier))
@@ -203,7 +216,7 @@ func (d *DB) authenticateTile(ctx context.Context, t tlog.Tile, data []byte) (bo
 	if err != nil {
 		return false, nil
 	}
-	tree, err := d.openTree(msg)
+	tree, err := d.openHead(msg)
 	if err != nil {
 		return false, nil
 	}

@@ -111,7 +111,7 @@ func (c *Client) attempt(ctx context.Context, p *entry, target *url.URL, shown s
 		c.logAttempt(ctx, shown, n, resp.StatusCode, start, reason)
 		e := &Error{URL: shown, Status: resp.StatusCode, Reason: reason}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		}
 		// A proxy that says when to come back is not asked again before then.
 		retry = e.RetryAfter == 0 && (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)

@@ -199,6 +199,7 @@ type Client struct {
 	baseBackoff time.Duration
 	userAgent   string
 	log         *slog.Logger
+	now         func() time.Time // Options.Now
 }
 
 // New returns a client for the GOPROXY list.
@@ -243,6 +244,7 @@ func New(list string, o Options) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
+	c.now = now
 	for _, p := range proxies {
 		u, err := parseProxyURL(p.URL)
 		if err != nil {
